@@ -1,0 +1,6 @@
+"""``python -m matconv``: the same as the ``matconv`` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+"""Moving between users' ``(N, C, *spatial)`` arrays and the operators' batch-last matrices.
+
+Operators work on 2-D arrays with the batch last, ``(C * prod(spatial), N)`` (see
+:mod:`matconv.operators`). Layers return ``(N, C, *spatial)`` arrays that are *views* of such
+memory, so the next layer gets its batch-last matrix back without a copy; a C-ordered array from a
+user costs one transpose. Values are what they would be in any layout; ``np.ascontiguousarray``
+gives a C-ordered copy if one is ever needed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_float_array", "to_batch_last", "from_batch_last"]
+
+
+def check_float_array(x, name: str, dtype) -> np.ndarray:
+    """``x`` as an ndarray of ``dtype``; ``TypeError`` unless it holds real floats.
+
+    A float array of another precision is converted to ``dtype`` (the layer's precision decides
+    the arithmetic, like a ``torch`` module's parameters do).
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy ndarray, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name} must be a real floating-point array (float32 or float64), got "
+                        f"dtype {x.dtype}; convert with x.astype(np.float32)")
+    return x if x.dtype == dtype else x.astype(dtype)
+
+
+def to_batch_last(x: np.ndarray) -> np.ndarray:
+    """``(N, *rest)`` -> C-contiguous ``(prod(rest), N)``, free when ``x`` is a batch-last view.
+
+    >>> x = np.arange(6.0).reshape(2, 3)
+    >>> to_batch_last(x)
+    array([[0., 3.],
+           [1., 4.],
+           [2., 5.]])
+    """
+    return np.ascontiguousarray(x.reshape(x.shape[0], -1).T)
+
+
+def from_batch_last(X: np.ndarray, shape) -> np.ndarray:
+    """``(prod(shape[1:]), N)`` -> an ``(N, *shape[1:])`` view of the same memory.
+
+    >>> X = np.arange(6.0).reshape(3, 2)
+    >>> from_batch_last(X, (2, 3))
+    array([[0., 2., 4.],
+           [1., 3., 5.]])
+    """
+    return X.T.reshape(shape)
