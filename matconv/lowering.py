@@ -237,15 +237,16 @@ def conv_matrix_nbytes(geometry: ConvGeometry, input_size, output_size=None,
 
 @functools.lru_cache(maxsize=32)
 def _conv_structure(geometry: ConvGeometry, input_size, output_size) -> ConvStructure:
-    unfold = unfold_structure(geometry, input_size, output_size)
     G, C_out = geometry.groups, geometry.out_channels
     Cg, K = geometry.in_channels // G, geometry.kernel_numel
     L = _prod(output_size)
     rows, cols = C_out * L, geometry.in_channels * _prod(input_size)
+    # building needs about twice the finished size (index arrays before the padding is dropped)
     check_memory(conv_matrix_nbytes(geometry, input_size, output_size) * 2,
                  f"the conv matrix A ({rows} x {cols}, up to {rows * Cg * K} nonzeros)",
                  "use lowering='im2col' (the unfold matrix times a dense weight) or a smaller "
                  "input")
+    unfold = unfold_structure(geometry, input_size, output_size)
     idt = index_dtype(rows * Cg * K, cols)
     # column read by (group, output position, in-channel of group, tap), -1 for padding
     read = unfold.gather.astype(idt, copy=True)

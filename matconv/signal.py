@@ -86,7 +86,7 @@ def convolve(x, kernel, mode="full"):
     --------
     >>> x = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
     >>> w = np.array([[1.0, 2.0], [3.0, 4.0]])
-    >>> convolve(x, w, mode="valid")[0, 0] == 1 * 4 + 2 * 3 + 4 * 2 + 5 * 1
+    >>> bool(convolve(x, w, mode="valid")[0, 0] == 1 * 4 + 2 * 3 + 4 * 2 + 5 * 1)
     True
     >>> convolve([1.0, 2.0, 3.0], [0.0, 1.0, 0.5])
     array([0. , 1. , 2.5, 4. , 1.5])

@@ -69,12 +69,10 @@ class _LoweredLayer(Module):
                              f"{_spatial_names(nd)}) or (C, {_spatial_names(nd)}), got shape "
                              f"{x.shape}")
         batched = x.ndim == nd + 2
-        if not batched:
-            x = x[None]
-        if x.shape[1] != channels:
+        if x.shape[-nd - 1] != channels:
             raise ValueError(f"{type(self).__name__} expects {channels} channels in {name}, got "
-                             f"{x.shape[1]} (shape {x.shape})")
-        return x, batched
+                             f"{x.shape[-nd - 1]} (shape {x.shape})")
+        return (x if batched else x[None]), batched
 
     def _weight(self) -> np.ndarray:
         w = self.weight.data
