@@ -7,7 +7,7 @@ The public API lives here. Layers are in :mod:`matconv.nn`.
 >>> A.shape
 (4, 16)
 """
-from . import nn
+from . import nn, optim
 from .geometry import ConvGeometry, conv_output_size, conv_transpose_output_size
 from .lowering import conv_matrix, unfold_matrix, window_index
 from .memory import get_memory_budget, set_memory_budget
@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "nn",
+    "optim",
     "ConvGeometry",
     "conv_output_size",
     "conv_transpose_output_size",

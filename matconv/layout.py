@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_float_array", "to_batch_last", "from_batch_last"]
+__all__ = ["check_float_array", "batched_input", "to_batch_last", "from_batch_last"]
 
 
 def check_float_array(x, name: str, dtype) -> np.ndarray:
@@ -25,6 +25,31 @@ def check_float_array(x, name: str, dtype) -> np.ndarray:
         raise TypeError(f"{name} must be a real floating-point array (float32 or float64), got "
                         f"dtype {x.dtype}; convert with x.astype(np.float32)")
     return x if x.dtype == dtype else x.astype(dtype)
+
+
+def spatial_names(nd: int) -> str:
+    return {1: "L", 2: "H, W", 3: "D, H, W"}[nd]
+
+
+def batched_input(x, nd: int, owner: str, channels=None, dtype=None, name="input"):
+    """Check an ``(N, C, *spatial)`` or ``(C, *spatial)`` float array; return it batched.
+
+    Returns ``(x, batched)`` where ``x`` has a batch axis and ``batched`` says whether it came
+    with one (PyTorch layers accept one unbatched example too). ``dtype=None`` keeps the
+    input's float dtype.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy ndarray, got {type(x).__name__}")
+    x = check_float_array(x, name, x.dtype if dtype is None and x.dtype.kind == "f" else
+                          (dtype or np.float64))
+    if x.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"{owner} expects {name} of shape (N, C, {spatial_names(nd)}) or "
+                         f"(C, {spatial_names(nd)}), got shape {x.shape}")
+    if channels is not None and x.shape[-nd - 1] != channels:
+        raise ValueError(f"{owner} expects {channels} channels in {name}, got "
+                         f"{x.shape[-nd - 1]} (shape {x.shape})")
+    batched = x.ndim == nd + 2
+    return (x if batched else x[None]), batched
 
 
 def to_batch_last(x: np.ndarray) -> np.ndarray:

@@ -27,6 +27,8 @@ import scipy.sparse as sp
 
 from .geometry import ConvGeometry, as_tuple
 from .memory import check_memory
+from .windows import resolve_output_size as _resolve_sizes
+from .windows import window_index
 
 __all__ = [
     "window_index",
@@ -52,75 +54,6 @@ def _prod(values) -> int:
     for v in values:
         n *= int(v)
     return n
-
-
-def _source_positions(n, k, s, d, before, out, mode):
-    """``(k, out)`` array: the input index tap ``j`` of output ``i`` reads along one dim."""
-    pos = np.arange(out)[None, :] * s + np.arange(k)[:, None] * d - before
-    if mode == "zeros":
-        return np.where((pos >= 0) & (pos < n), pos, -1)
-    if mode == "replicate":
-        return np.clip(pos, 0, n - 1)
-    if mode == "circular":
-        return pos % n
-    pos = np.abs(pos)  # reflect about the edge cells, PyTorch's 'reflect' (edge not repeated)
-    return np.where(pos >= n, 2 * (n - 1) - pos, pos)
-
-
-def _resolve_sizes(geometry: ConvGeometry, input_size, output_size):
-    input_size = geometry.check_input_size(input_size)
-    natural = geometry.output_size(input_size)
-    if output_size is None:
-        return input_size, natural
-    output_size = as_tuple(output_size, geometry.ndim, "output_size")
-    if any(o > m for o, m in zip(output_size, natural)):
-        raise ValueError(f"output_size {output_size} exceeds the {natural} positions this "
-                         f"convolution has on input size {input_size}")
-    return input_size, output_size
-
-
-def window_index(geometry: ConvGeometry, input_size, output_size=None) -> np.ndarray:
-    """Flat spatial input index read by each (tap, output position), ``-1`` for zero padding.
-
-    Parameters
-    ----------
-    geometry : ConvGeometry
-    input_size : tuple of int
-        Spatial input size.
-    output_size : tuple of int, optional
-        Keep only the first ``output_size`` positions per dimension (default: all of them).
-        Transposed convolutions whose ``output_padding`` exceeds the stride use this.
-
-    Returns
-    -------
-    ndarray of shape (prod(kernel_size), prod(output_size)), int64
-        Taps and positions both in row-major order.
-
-    Examples
-    --------
-    >>> g = ConvGeometry(1, 1, 3, ndim=1, padding=1)
-    >>> window_index(g, (4,))
-    array([[-1,  0,  1,  2],
-           [ 0,  1,  2,  3],
-           [ 1,  2,  3, -1]])
-    """
-    input_size, output_size = _resolve_sizes(geometry, input_size, output_size)
-    nd = geometry.ndim
-    flat = np.zeros((1,) * (2 * nd), dtype=np.int64)
-    valid = np.ones((1,) * (2 * nd), dtype=bool)
-    step = 1
-    for dim in reversed(range(nd)):
-        n, k = input_size[dim], geometry.kernel_size[dim]
-        pos = _source_positions(n, k, geometry.stride[dim], geometry.dilation[dim],
-                                geometry.padding[dim][0], output_size[dim], geometry.padding_mode)
-        shape = [1] * (2 * nd)
-        shape[dim], shape[nd + dim] = k, output_size[dim]
-        pos = pos.reshape(shape)
-        flat = flat + pos * step
-        valid = valid & (pos >= 0)
-        step *= n
-    flat = np.where(valid, flat, -1)
-    return flat.reshape(geometry.kernel_numel, _prod(output_size))
 
 
 # --------------------------------------------------------------------------- unfold (im2col)
@@ -157,12 +90,13 @@ class UnfoldStructure:
         return sp.csr_array((data, self.indices, self.indptr), shape=self.shape)
 
 
-@functools.lru_cache(maxsize=64)
-def _unfold_structure(channels, kernel_size, stride, padding, dilation, padding_mode,
-                      input_size, output_size) -> UnfoldStructure:
-    geometry = ConvGeometry(channels, channels, kernel_size, stride, padding, dilation,
-                            padding_mode=padding_mode)
-    window = window_index(geometry, input_size, output_size)  # (K, L)
+def unfold_from_window(window: np.ndarray, channels: int, input_size, output_size
+                       ) -> UnfoldStructure:
+    """The unfold structure of any window table ``(K, L)``, repeated over ``channels``.
+
+    Row ``(c, k, l)`` of ``S`` reads input cell ``c * prod(input_size) + window[k, l]``, or
+    nothing where the table holds ``-1``.
+    """
     K, L = window.shape
     n_in = _prod(input_size)
     rows, cols = channels * K * L, channels * n_in
@@ -175,10 +109,19 @@ def _unfold_structure(channels, kernel_size, stride, padding, dilation, padding_
     indptr = np.zeros(rows + 1, dtype=idt)
     np.cumsum(valid, out=indptr[1:])
     return UnfoldStructure(
-        shape=(rows, cols), input_size=input_size, output_size=output_size,
+        shape=(rows, cols), input_size=tuple(input_size), output_size=tuple(output_size),
         indptr=indptr, indices=full[valid].astype(idt),
         gather=np.where(valid, full, 0).astype(np.intp),
         pad_rows=np.flatnonzero(~valid).astype(np.intp))
+
+
+@functools.lru_cache(maxsize=64)
+def _unfold_structure(channels, kernel_size, stride, padding, dilation, padding_mode,
+                      input_size, output_size) -> UnfoldStructure:
+    geometry = ConvGeometry(channels, channels, kernel_size, stride, padding, dilation,
+                            padding_mode=padding_mode)
+    return unfold_from_window(window_index(geometry, input_size, output_size), channels,
+                              input_size, output_size)
 
 
 def unfold_structure(geometry: ConvGeometry, input_size, output_size=None) -> UnfoldStructure:
@@ -223,6 +166,38 @@ class ConvStructure:
         """``A.T`` as CSR for ``weight``."""
         return sp.csr_array((weight.ravel()[self.weight_index_t], self.indices_t, self.indptr_t),
                             shape=self.shape[::-1])
+
+
+def window_matrix(index: np.ndarray, weight: np.ndarray, channels: int, n_in: int
+                  ) -> sp.csr_array:
+    """The fixed linear map of a weighted window table, the same on every channel.
+
+    Row ``(c, l)`` holds ``weight[k, l]`` at column ``c * n_in + index[k, l]`` for every tap that
+    reads something: a block-diagonal matrix of shape ``(channels * L, channels * n_in)``. Used for
+    upsampling and adaptive average pooling; convolutions use :func:`conv_structure`.
+
+    >>> window_matrix(np.array([[0, 1]]), np.array([[0.5, 2.0]]), 2, 2).toarray()
+    array([[0.5, 0. , 0. , 0. ],
+           [0. , 2. , 0. , 0. ],
+           [0. , 0. , 0.5, 0. ],
+           [0. , 0. , 0. , 2. ]])
+    """
+    K, L = index.shape
+    rows, cols = channels * L, channels * n_in
+    idt = index_dtype(rows * K, cols)
+    check_memory(rows * K * (idt.itemsize + weight.itemsize), f"a {rows} x {cols} fixed map",
+                 "use a smaller input")
+    keep = (index >= 0) & (weight != 0)
+    per_row = np.broadcast_to(keep.sum(axis=0), (channels, L)).ravel()
+    indptr = np.zeros(rows + 1, dtype=idt)
+    np.cumsum(per_row, out=indptr[1:])
+    # within a row, taps in order; rows (c, l): transpose to (L, K) then repeat over channels
+    order = keep.T
+    cols_l = index.T[order]
+    data_l = weight.T[order]
+    offsets = np.repeat(np.arange(channels, dtype=np.int64) * n_in, cols_l.size)
+    indices = (np.tile(cols_l, channels) + offsets).astype(idt)
+    return sp.csr_array((np.tile(data_l, channels), indices, indptr), shape=(rows, cols))
 
 
 def conv_matrix_nbytes(geometry: ConvGeometry, input_size, output_size=None,

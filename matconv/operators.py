@@ -33,12 +33,13 @@ suite checks it against the literal sum over the weight-index map.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from .geometry import ConvGeometry
 from .lowering import conv_structure, unfold_structure
 from .memory import check_memory
 
-__all__ = ["LOWERINGS", "ConvOperator"]
+__all__ = ["LOWERINGS", "ConvOperator", "FixedOperator", "MaxOperator", "gather_rows"]
 
 LOWERINGS = ("im2col", "sparse")
 
@@ -140,11 +141,7 @@ class ConvOperator:
                          f"the unfolded input ({rows} x {n} batch columns)",
                          "use a smaller batch")
             cols = self._cols = np.empty((rows, n), dtype=dtype)
-        # S has one 1 per row: the product is this gather (mode='clip' avoids a buffered copy)
-        np.take(X, self.unfold.gather, axis=0, out=cols, mode="clip")
-        if self.unfold.pad_rows.size:
-            cols[self.unfold.pad_rows] = 0
-        return cols.reshape(self.n_cols_rows, -1)
+        return gather_rows(self.unfold, X, cols).reshape(self.n_cols_rows, -1)
 
     def forward(self, weight: np.ndarray, X: np.ndarray):
         """``Y = A X``; returns ``(Y, saved)`` where ``saved`` is what ``backward_weight`` needs.
@@ -172,6 +169,125 @@ class ConvOperator:
         C_out = self.geometry.out_channels
         dW = _grouped_matmul(dY.reshape(C_out, -1), cols, self.geometry.groups, transpose_b=True)
         return dW.reshape(self.geometry.weight_shape)
+
+
+def gather_rows(unfold, X: np.ndarray, out: np.ndarray, fill=0) -> np.ndarray:
+    """``S @ X`` into ``out``: ``S`` has one 1 per row, so the product is a row gather.
+
+    Rows of ``S`` without a 1 (padding) get ``fill``: 0 for a linear map, ``-inf`` for a max.
+    """
+    np.take(X, unfold.gather, axis=0, out=out, mode="clip")  # 'clip' avoids a buffered copy
+    if unfold.pad_rows.size:
+        out[unfold.pad_rows] = fill
+    return out
+
+
+class FixedOperator:
+    """A fixed sparse linear map ``M`` on batch-last arrays: forward ``M X``, backward ``M.T dY``.
+
+    Average pooling, adaptive average pooling and upsampling are such maps. ``M`` is kept in
+    float64 and cast once per dtype; ``M.T`` is kept as CSR so both products are row gathers.
+
+    >>> import scipy.sparse as sp
+    >>> op = FixedOperator(sp.csr_array(np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])))
+    >>> op.forward(np.array([[2.0], [4.0], [6.0]])).ravel()
+    array([3., 5.])
+    >>> op.backward(np.array([[1.0], [1.0]])).ravel()
+    array([0.5, 1. , 0.5])
+    """
+
+    def __init__(self, matrix):
+        matrix = matrix.tocsr()
+        self._base = matrix.dtype
+        self._m = {matrix.dtype: matrix}
+        self._mt = {}
+        self.shape = matrix.shape
+
+    def matrix(self, dtype=None):
+        """``M`` as a CSR array of ``dtype`` (default: the precision it was built in)."""
+        key = self._base if dtype is None else np.dtype(dtype)
+        if key not in self._m:
+            self._m[key] = self._m[self._base].astype(key)
+        return self._m[key]
+
+    def matrix_t(self, dtype=None):
+        """``M.T`` as a CSR array of ``dtype``."""
+        key = self._base if dtype is None else np.dtype(dtype)
+        if key not in self._mt:
+            self._mt[key] = self.matrix(key).T.tocsr()
+        return self._mt[key]
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        return self.matrix(X.dtype) @ X
+
+    def backward(self, dY: np.ndarray) -> np.ndarray:
+        return self.matrix_t(dY.dtype) @ dY
+
+
+class MaxOperator:
+    """Max over the windows of an unfold structure; the backward routes through the winners.
+
+    The forward gathers every window (``S X``, padding read as ``-inf``), keeps the first
+    maximum in window order (a NaN wins, like PyTorch) and returns the winners' input rows. The
+    *selection matrix* ``P`` of a batch has one 1 per output, at its winner; the backward is
+    ``P.T dY``, so overlapping windows accumulate.
+
+    Parameters
+    ----------
+    unfold : UnfoldStructure
+        Rows ``(c, k, l)``; ``channels`` is the number of ``c`` blocks.
+    """
+
+    def __init__(self, unfold, channels: int):
+        self.unfold = unfold
+        self.channels = channels
+        self.taps = unfold.shape[0] // (channels * _prod(unfold.output_size))
+        self._cols = None
+
+    def forward(self, X: np.ndarray):
+        """``(Y, winners)``: the maxima ``(C*L, N)`` and the flat index into ``X`` of each."""
+        n = X.shape[1]
+        rows = self.unfold.shape[0]
+        if self._cols is None or self._cols.shape != (rows, n) or self._cols.dtype != X.dtype:
+            check_memory(rows * n * X.itemsize, f"the pooling windows ({rows} x {n})",
+                         "use a smaller batch")
+            self._cols = np.empty((rows, n), dtype=X.dtype)
+        cols = gather_rows(self.unfold, X, self._cols, fill=-np.inf)
+        cols = cols.reshape(self.channels, self.taps, -1)  # (C, K, L*N)
+        best = cols[:, 0].copy()
+        arg = np.zeros(best.shape, dtype=np.intp)
+        for k in range(1, self.taps):
+            c = cols[:, k]
+            better = (c > best) | np.isnan(c)  # PyTorch's rule: strictly greater, or NaN
+            np.copyto(best, c, where=better)
+            arg[better] = k
+        L = best.shape[1] // n
+        # row of cols that won -> the input row it read -> flat index into X
+        position = np.arange(L * n) // n
+        win_row = ((np.arange(self.channels)[:, None] * self.taps + arg) * L + position)
+        winners = self.unfold.gather[win_row] * n + np.arange(L * n) % n
+        return best.reshape(-1, n), winners.ravel()
+
+    @staticmethod
+    def selection_matrix(winners: np.ndarray, n_in: int, dtype=np.float64):
+        """``P`` with a 1 in row ``r`` at column ``winners[r]`` (one batch, flattened)."""
+        rows = winners.size
+        idt = np.int32 if max(rows, n_in) < 2**31 else np.int64
+        return sp.csr_array((np.ones(rows, dtype=dtype), winners.astype(idt),
+                             np.arange(rows + 1, dtype=idt)), shape=(rows, n_in))
+
+    def backward(self, winners: np.ndarray, dY: np.ndarray, n_in_rows: int) -> np.ndarray:
+        """``P.T dY`` reshaped ``(n_in_rows, N)``: each gradient goes to its winner."""
+        n = dY.shape[1]
+        P = self.selection_matrix(winners, n_in_rows * n, dY.dtype)
+        return (P.T @ dY.ravel()).reshape(n_in_rows, n)
+
+
+def _prod(values) -> int:
+    out = 1
+    for v in values:
+        out *= int(v)
+    return out
 
 
 def _grouped_matmul(a, b, groups, transpose_a=False, transpose_b=False):

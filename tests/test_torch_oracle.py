@@ -154,18 +154,22 @@ def test_conv_transpose_output_size_like_torch(output_size, rng):
 
 
 def test_default_initialisation_matches_torch_bounds():
-    """PyTorch's default: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    """PyTorch's default: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in from
+    weight.size(1) * prod(kernel) for both conv and transposed conv."""
     torch.manual_seed(0)
-    for ours, theirs, fan_in in [
-        (nn.Conv2d(6, 32, 5, groups=2), torch.nn.Conv2d(6, 32, 5, groups=2), 3 * 25),
-        (nn.ConvTranspose1d(8, 12, 3, groups=4), torch.nn.ConvTranspose1d(8, 12, 3, groups=4),
-         3 * 3),
+    rng = np.random.default_rng(0)
+    for ours, theirs in [
+        (nn.Conv2d(6, 256, 5, groups=2, rng=rng), torch.nn.Conv2d(6, 256, 5, groups=2)),
+        (nn.ConvTranspose1d(8, 256, 3, groups=4, rng=rng),
+         torch.nn.ConvTranspose1d(8, 256, 3, groups=4)),
     ]:
         assert ours.weight.shape == tuple(theirs.weight.shape)
         assert ours.bias.shape == tuple(theirs.bias.shape)
+        fan_in, _ = torch.nn.init._calculate_fan_in_and_fan_out(theirs.weight)
         bound = 1 / np.sqrt(fan_in)
         for p, q in ((ours.weight.data, theirs.weight), (ours.bias.data, theirs.bias)):
             q = q.detach().numpy()
-            assert np.abs(p).max() <= bound and np.abs(q).max() <= bound
-            # same distribution: both spread over most of the interval
-            assert np.abs(p).max() > 0.8 * bound and np.abs(q).max() > 0.8 * bound
+            assert np.abs(q).max() <= bound  # torch's own draw respects the bound we derive
+            # ours fills the same interval (>= 256 draws: P(max < 0.9 bound) < 1e-11)
+            assert np.abs(p).max() <= bound and np.abs(p).max() > 0.9 * bound
+            assert abs(p.mean()) < 0.2 * bound

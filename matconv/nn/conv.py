@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import ConvGeometry, as_tuple
-from ..layout import check_float_array, from_batch_last, to_batch_last
+from ..layout import (batched_input, check_float_array, from_batch_last, spatial_names,
+                      to_batch_last)
 from ..operators import LOWERINGS, ConvOperator
 from .init import check_dtype, uniform_fan_in
 from .module import Module, Parameter
@@ -62,17 +63,7 @@ class _LoweredLayer(Module):
 
     def _check_input(self, x, channels, name="input"):
         """``x`` as a float array of the layer's dtype with a batch axis; also ``batched``."""
-        x = check_float_array(x, name, self.dtype)
-        nd = self._ndim
-        if x.ndim not in (nd + 1, nd + 2):
-            raise ValueError(f"{type(self).__name__} expects {name} of shape (N, C, "
-                             f"{_spatial_names(nd)}) or (C, {_spatial_names(nd)}), got shape "
-                             f"{x.shape}")
-        batched = x.ndim == nd + 2
-        if x.shape[-nd - 1] != channels:
-            raise ValueError(f"{type(self).__name__} expects {channels} channels in {name}, got "
-                             f"{x.shape[-nd - 1]} (shape {x.shape})")
-        return (x if batched else x[None]), batched
+        return batched_input(x, self._ndim, type(self).__name__, channels, self.dtype, name)
 
     def _weight(self) -> np.ndarray:
         w = self.weight.data
@@ -102,7 +93,7 @@ class _LoweredLayer(Module):
     def _spatial(self, input_shape, channels):
         nd = self._ndim
         if not isinstance(input_shape, (tuple, list)) or len(input_shape) != nd + 1:
-            raise ValueError(f"input_shape must be (C, {_spatial_names(nd)}) of one example, got "
+            raise ValueError(f"input_shape must be (C, {spatial_names(nd)}) of one example, got "
                              f"{input_shape!r}")
         if input_shape[0] != channels:
             raise ValueError(f"input_shape has {input_shape[0]} channels, the layer expects "
@@ -131,10 +122,6 @@ class _LoweredLayer(Module):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
-
-
-def _spatial_names(nd):
-    return ", ".join(("L",) if nd == 1 else ("H", "W") if nd == 2 else ("D", "H", "W"))
 
 
 class _ConvNd(_LoweredLayer):
