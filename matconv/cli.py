@@ -61,6 +61,84 @@ def _show(args) -> int:
     return 0
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _train(args) -> int:
+    import json
+    import time
+
+    from . import checkpoint, data, models, nn, optim, train
+
+    xtr, ytr = data.load_digits("train", dtype=args.dtype)
+    xte, yte = data.load_digits("test", dtype=args.dtype)
+    model = models.lenet(seed=args.seed, lowering=args.lowering, dtype=args.dtype)
+    params = model.parameters()
+    opt = (optim.Adam(params, lr=args.lr) if args.optimizer == "adam"
+           else optim.SGD(params, lr=args.lr, momentum=0.9))
+    if not args.quiet and not args.json:
+        print(f"training {model[0].lowering}/{model[3].lowering} LeNet on {len(xtr)} digits "
+              f"({args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
+              f"{args.dtype})")
+    start = time.perf_counter()
+    history = train.fit(model, nn.CrossEntropyLoss(), opt, xtr, ytr, xte, yte,
+                        epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                        progress=False if args.quiet or args.json else None)
+    seconds = time.perf_counter() - start
+    accuracy = history["test_accuracy"][-1]
+    result = {"test_accuracy": accuracy, "train_accuracy": history["train_accuracy"][-1],
+              "train_loss": history["train_loss"][-1], "epochs": args.epochs,
+              "train_seconds": round(seconds, 3), "images_per_second": round(
+                  len(xtr) * args.epochs / sum(history["epoch_seconds"])),
+              "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
+              "seed": args.seed, "dtype": args.dtype, "lowering": args.lowering}
+    if args.save:
+        checkpoint.save(model, args.save, test_accuracy=accuracy, epochs=args.epochs)
+        result["saved"] = args.save
+    if args.json:
+        print(json.dumps(result))
+    elif not args.quiet:
+        print(f"test accuracy {accuracy:.4f} after {args.epochs} epochs in {seconds:.1f} s"
+              + (f"; saved to {args.save}" if args.save else ""))
+    else:
+        print(f"{accuracy:.4f}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    import json
+
+    from . import checkpoint, data, train
+
+    model, meta = checkpoint.load(args.path)
+    dtype = model.parameters()[0].dtype
+    x, y = data.load_digits(args.split, dtype=dtype)
+    accuracy = train.evaluate(model, x, y)
+    if args.json:
+        print(json.dumps({"accuracy": accuracy, "split": args.split, "images": len(x),
+                          "path": args.path}))
+    else:
+        print(f"{args.split} accuracy {accuracy:.4f} on {len(x)} digits ({args.path})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="matconv", description="Every convolution as an explicit matrix.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -73,6 +151,27 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--max-cells", type=int, default=4096,
                       help="summarise instead of printing above this many matrix cells")
     show.set_defaults(func=_show)
+
+    tr = sub.add_parser("train", help="train the LeNet-style CNN on the bundled digits")
+    tr.add_argument("--epochs", type=_positive_int, default=30)
+    tr.add_argument("--batch-size", type=_positive_int, default=64)
+    tr.add_argument("--lr", type=_positive_float, default=2e-3)
+    tr.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
+                    help="adam, or sgd with momentum 0.9")
+    tr.add_argument("--seed", type=int, default=0, help="seeds the weights and the shuffling")
+    tr.add_argument("--lowering", choices=["auto", "im2col", "sparse"], default="auto")
+    tr.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    tr.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) here")
+    tr.add_argument("--quiet", action="store_true", help="print only the test accuracy")
+    tr.add_argument("--json", action="store_true",
+                    help="print one JSON object (test_accuracy, epochs, train_seconds, ...)")
+    tr.set_defaults(func=_train)
+
+    ev = sub.add_parser("evaluate", help="score a saved checkpoint on the bundled digits")
+    ev.add_argument("path", help="checkpoint written by matconv train --save")
+    ev.add_argument("--split", choices=["test", "train"], default="test")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=_evaluate)
     return parser
 
 
@@ -81,6 +180,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OSError) as exc:  # bad input or files: one line, status 2
         print(f"matconv {args.command}: error: {exc}", file=sys.stderr)
         return 2
