@@ -204,3 +204,23 @@ def test_resize_convolution_is_a_product_of_two_matrices(rng):
     expected = F.conv2d(F.interpolate(torch.tensor(x), scale_factor=2, mode="bilinear"),
                         torch.tensor(conv.weight.data), padding=1)
     np.testing.assert_allclose(y, expected.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape, group", [((2, 6, 4, 5), 3), ((2, 4, 7), 2), ((1, 8, 2, 3, 2), 4)])
+def test_channel_max_pool_is_max_over_channel_groups(shape, group, rng):
+    x = rng.integers(0, 3, shape).astype(np.float64)  # ties: the first channel of a group wins
+
+    def torch_fn(t):
+        return t.reshape(t.shape[0], -1, group, *t.shape[2:]).max(dim=2).values
+
+    check(nn.ChannelMaxPool(group), torch_fn, x, rng)
+
+
+def test_dropout_backward_uses_the_forward_mask(rng):
+    drop = nn.Dropout(0.3, rng=rng)
+    x = rng.standard_normal((50, 20))
+    y = drop(x)
+    kept = y != 0
+    dx = drop.backward(np.ones_like(x))
+    np.testing.assert_allclose(dx, kept / 0.7)
+    np.testing.assert_allclose(y, x * kept / 0.7)
