@@ -8,12 +8,16 @@ The public API lives here. Layers are in :mod:`matconv.nn`.
 (4, 16)
 """
 from . import nn, optim
+from .compose import compose, jacobian, receptive_field, receptive_field_size
+from .export import load_matrix, save_matrix
 from .geometry import ConvGeometry, conv_output_size, conv_transpose_output_size
 from .lowering import conv_matrix, unfold_matrix, window_index
 from .memory import get_memory_budget, set_memory_budget
 from .nn.init import manual_seed
 from .operators import ConvOperator
+from .show import SymbolicMatrix, symbolic, weight_index_matrix
 from .signal import convolve, correlate
+from .transposed import transposed_conv_direct
 
 __version__ = "0.1.0"
 
@@ -32,4 +36,14 @@ __all__ = [
     "get_memory_budget",
     "set_memory_budget",
     "manual_seed",
+    "weight_index_matrix",
+    "symbolic",
+    "SymbolicMatrix",
+    "compose",
+    "jacobian",
+    "receptive_field",
+    "receptive_field_size",
+    "transposed_conv_direct",
+    "save_matrix",
+    "load_matrix",
 ]

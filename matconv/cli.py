@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .memory import format_bytes
+import numpy as np
 
 __all__ = ["main"]
 
@@ -39,25 +39,71 @@ def _size_or_zero(text: str):
     return parts[0] if len(parts) == 1 else parts
 
 
+def _channels(text: str) -> tuple:
+    try:
+        cin, cout = (int(p) for p in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected IN,OUT channel counts like 2,3, got "
+                                         f"{text!r}") from None
+    return cin, cout
+
+
+def _unfold_text(input_shape, kernel, stride, padding, dilation) -> str:
+    """The im2col matrix of a symbolic input: cell (c*K + tap, position) names what it reads."""
+    from .lowering import unfold_matrix
+    from .show import _align, _labels
+
+    S = unfold_matrix(input_shape, kernel, stride, padding, dilation)
+    if input_shape[0] == 1 and max(input_shape[1:]) <= 10:  # slide style: x00, x01, ...
+        labels = ["x" + "".join(map(str, p)) for p in np.ndindex(*input_shape[1:])]
+    else:
+        labels = _labels("x", input_shape)
+    names = np.array(labels + ["0"], dtype=object)
+    rows = S.shape[0]
+    read = np.full(rows, -1)
+    has = np.diff(S.indptr) > 0
+    read[has] = S.indices
+    K = int(np.prod(kernel if isinstance(kernel, tuple) else (kernel,) * (len(input_shape) - 1)))
+    return _align(names[read].reshape(input_shape[0] * K, -1))
+
+
 def _show(args) -> int:
-    from .geometry import ConvGeometry
-    from .lowering import conv_structure
-    from .show import render_text, weight_index_matrix, weight_names
+    from . import nn
+    from .memory import format_bytes
+    from .show import symbolic
 
     nd = len(args.input)
     kernel = args.kernel if len(args.kernel) == nd else args.kernel * nd
-    geometry = ConvGeometry(1, 1, kernel, args.stride, args.padding, args.dilation, ndim=nd)
-    s = conv_structure(geometry, args.input)
-    rows, cols = s.shape
-    if rows * cols > args.max_cells:
-        density = s.nnz / (rows * cols)
-        print(f"conv matrix {rows} x {cols}: {s.nnz} nonzeros, density {density:.3g}, "
-              f"{format_bytes(s.nnz * (s.indices.itemsize + 8) + s.indptr.nbytes)} as CSR")
+    if len(kernel) != nd:
+        raise ValueError(f"--kernel has {len(args.kernel)} sizes, --input {nd}")
+    cin, cout = args.channels
+    input_shape = (cin, *args.input)
+    if args.unfold:
+        print(_unfold_text(input_shape, kernel, args.stride, args.padding, args.dilation))
         return 0
-    weight_shape = (1, 1, *kernel)
-    index = weight_index_matrix(weight_shape, (1, *args.input), args.stride, args.padding,
-                                args.dilation)
-    print(render_text(index, weight_names(weight_shape)))
+    conv = {1: (nn.Conv1d, nn.ConvTranspose1d), 2: (nn.Conv2d, nn.ConvTranspose2d),
+            3: (nn.Conv3d, nn.ConvTranspose3d)}[nd]
+    if args.transposed:
+        layer = conv[1](cin, cout, kernel, args.stride, args.padding, args.output_padding,
+                        args.groups, dilation=args.dilation, dtype=np.float64)
+    else:
+        layer = conv[0](cin, cout, kernel, args.stride, args.padding, args.dilation, args.groups,
+                        dtype=np.float64)
+    A = layer.matrix(input_shape)
+    rows, cols = A.shape
+    if args.png:
+        from .plot import plot_operator
+
+        ax = plot_operator(layer, input_shape)
+        ax.figure.savefig(args.png, dpi=150, bbox_inches="tight")
+    if rows * cols > args.max_cells:
+        print(f"{'transposed ' if args.transposed else ''}conv matrix {rows} x {cols}: {A.nnz} "
+              f"nonzeros, density {A.nnz / (rows * cols):.3g}, "
+              f"{format_bytes(A.data.nbytes + A.indices.nbytes + A.indptr.nbytes)} as CSR"
+              + (f"; plot written to {args.png}" if args.png else ""))
+        return 0
+    sym = symbolic(layer, input_shape)
+    print(sym.to_latex() if args.latex else sym.to_text(labels=args.labels))
     return 0
 
 
@@ -142,13 +188,26 @@ def _evaluate(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="matconv", description="Every convolution as an explicit matrix.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    show = sub.add_parser("show", help="print the unrolled matrix of a convolution")
+    show = sub.add_parser("show", help="print the unrolled matrix of a convolution",
+                          description="Print a convolution as the matrix the slides draw: rows "
+                                      "are outputs, columns inputs, w00.. in the right cells.")
     show.add_argument("--input", type=_size, default=(4, 4), help="spatial input size, e.g. 4x4")
     show.add_argument("--kernel", type=_size, default=(3, 3), help="kernel size, e.g. 3x3")
     show.add_argument("--stride", type=_size_or_zero, default=1)
-    show.add_argument("--padding", type=_padding, default=0)
+    show.add_argument("--padding", type=_padding, default=0,
+                      help="an int, NxM, or valid/same/full/causal")
     show.add_argument("--dilation", type=_size_or_zero, default=1)
-    show.add_argument("--max-cells", type=int, default=4096,
+    show.add_argument("--channels", type=_channels, default=(1, 1), metavar="IN,OUT")
+    show.add_argument("--groups", type=_positive_int, default=1)
+    show.add_argument("--transposed", action="store_true",
+                      help="the transposed convolution (its matrix is A.T of the matching conv)")
+    show.add_argument("--output-padding", type=_size_or_zero, default=0)
+    show.add_argument("--unfold", action="store_true",
+                      help="the im2col matrix of the input instead (which cell each row reads)")
+    show.add_argument("--labels", action="store_true", help="label rows y(c,pos), columns x(c,pos)")
+    show.add_argument("--latex", action="store_true", help="print a LaTeX bmatrix")
+    show.add_argument("--png", metavar="PATH", help="also save a picture of the matrix")
+    show.add_argument("--max-cells", type=_positive_int, default=4096,
                       help="summarise instead of printing above this many matrix cells")
     show.set_defaults(func=_show)
 

@@ -268,6 +268,19 @@ class MaxOperator:
         winners = self.unfold.gather[win_row] * n + np.arange(L * n) % n
         return best.reshape(-1, n), winners.ravel()
 
+    def window_pattern(self, dtype=np.float64):
+        """``(C*L, n_in)`` matrix with a 1 at every cell of every window: what *can* win."""
+        rows = np.repeat(np.arange(self.unfold.shape[0]), np.diff(self.unfold.indptr))
+        c, rest = np.divmod(rows, self.taps * (self.unfold.shape[0] // (self.channels *
+                                                                        self.taps)))
+        L = self.unfold.shape[0] // (self.channels * self.taps)
+        out_row = c * L + rest % L
+        M = sp.coo_array((np.ones(rows.size, dtype=dtype), (out_row, self.unfold.indices)),
+                         shape=(self.channels * L, self.unfold.shape[1])).tocsr()
+        M.sum_duplicates()
+        M.data[:] = 1
+        return M
+
     @staticmethod
     def selection_matrix(winners: np.ndarray, n_in: int, dtype=np.float64):
         """``P`` with a 1 in row ``r`` at column ``winners[r]`` (one batch, flattened)."""

@@ -1,10 +1,15 @@
-"""Seeing an operator: which weight sits where, as numbers and as text.
+"""Seeing an operator: which weight sits where, as text, LaTeX or sympy.
 
 :func:`weight_index_matrix` is the machine-readable core: the dense matrix of flat weight indices
-(``-1`` at structural zeros). :func:`render_text` turns it into the matrix as lecture slides print
-it, with ``w00 w01 ...`` in the right cells.
+(``-1`` at structural zeros). :func:`symbolic` wraps it (or the numbers of a fixed map such as
+average pooling or upsampling, or the selection matrix of a max pool's last forward) in a
+:class:`SymbolicMatrix` that prints the way lecture slides do, with ``w00 w01 ...`` in the right
+cells.
 """
 from __future__ import annotations
+
+import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -12,11 +17,13 @@ from .geometry import ConvGeometry
 from .lowering import conv_structure
 from .memory import check_memory
 
-__all__ = ["weight_index_matrix", "weight_names", "render_text"]
+__all__ = ["weight_index_matrix", "weight_names", "render_text", "symbolic", "SymbolicMatrix"]
+
+_DENSE_LIMIT = 250_000  # cells: beyond this a rendering is not something to read
 
 
 def weight_index_matrix(weight_shape, input_shape, stride=1, padding=0, dilation=1, groups=1,
-                        padding_mode="zeros") -> np.ndarray:
+                        padding_mode="zeros", output_size=None) -> np.ndarray:
     """Dense int64 matrix of the conv operator's shape holding the flat weight index at each entry.
 
     Structural zeros hold ``-1``. Under a padding mode where two taps of one window read the same
@@ -29,6 +36,8 @@ def weight_index_matrix(weight_shape, input_shape, stride=1, padding=0, dilation
         ``(C_out, C_in // groups, *kernel_size)``.
     input_shape : tuple of int
         ``(C_in, *spatial)``.
+    output_size : tuple of int, optional
+        Keep only the first output positions (as for a transposed convolution's matrix).
 
     Examples
     --------
@@ -42,14 +51,19 @@ def weight_index_matrix(weight_shape, input_shape, stride=1, padding=0, dilation
     if geometry.weight_shape != weight_shape:
         raise ValueError(f"weight_shape {weight_shape} does not fit input_shape {input_shape} "
                          f"with groups={groups}: expected {geometry.weight_shape}")
-    s = conv_structure(geometry, input_shape[1:])
+    s = conv_structure(geometry, input_shape[1:], output_size)
     check_memory(s.shape[0] * s.shape[1] * 8, f"a dense {s.shape[0]} x {s.shape[1]} matrix",
                  "inspect a smaller input or use conv_matrix (sparse)")
     out = np.full(s.shape, -1, dtype=np.int64)
     rows = np.repeat(np.arange(s.shape[0]), np.diff(s.indptr))
-    # assign in reverse so that, for duplicated cells, the first tap is the one that stays
-    out[rows[::-1], s.indices[::-1]] = s.weight_index[::-1]
+    # a duplicated cell keeps its first tap: np.unique returns first occurrences
+    _, first = np.unique(rows * s.shape[1] + s.indices, return_index=True)
+    out[rows[first], s.indices[first]] = s.weight_index[first]
     return out
+
+
+def _single(weight_shape):
+    return weight_shape[0] == weight_shape[1] == 1 and max(weight_shape[2:]) <= 10
 
 
 def weight_names(weight_shape) -> list:
@@ -62,9 +76,16 @@ def weight_names(weight_shape) -> list:
     """
     weight_shape = tuple(weight_shape)
     taps = list(np.ndindex(*weight_shape))
-    if weight_shape[0] == weight_shape[1] == 1:
+    if _single(weight_shape):
         return ["w" + "".join(map(str, t[2:])) for t in taps]
     return ["w[" + ",".join(map(str, t)) + "]" for t in taps]
+
+
+def _latex_names(weight_shape) -> list:
+    taps = list(np.ndindex(*tuple(weight_shape)))
+    if _single(weight_shape):
+        return ["w_{" + ",".join(map(str, t[2:])) + "}" for t in taps]
+    return ["w^{(" + f"{t[0]},{t[1]}" + ")}_{" + ",".join(map(str, t[2:])) + "}" for t in taps]
 
 
 def render_text(index: np.ndarray, names) -> str:
@@ -75,5 +96,162 @@ def render_text(index: np.ndarray, names) -> str:
     0 a b
     """
     cells = np.where(index >= 0, np.asarray(list(names) + ["0"], dtype=object)[index], "0")
+    return _align(cells)
+
+
+def _align(cells, row_labels=None, col_labels=None) -> str:
+    cells = np.asarray(cells, dtype=object)
+    if col_labels is not None:
+        cells = np.vstack([np.asarray(col_labels, dtype=object)[None], cells])
+    if row_labels is not None:
+        head = [""] if col_labels is not None else []
+        cells = np.hstack([np.asarray(head + list(row_labels), dtype=object)[:, None], cells])
     width = max(len(c) for c in cells.ravel()) if cells.size else 1
     return "\n".join(" ".join(c.ljust(width) for c in row).rstrip() for row in cells)
+
+
+def _labels(prefix, shape):
+    """``(channel, position)`` labels in row-major order, e.g. ``x(0,1,2)``."""
+    channels, spatial = shape[0], shape[1:]
+    return [f"{prefix}({c}," + ",".join(map(str, pos)) + ")"
+            for c in range(channels) for pos in np.ndindex(*spatial)]
+
+
+def _number(v: float):
+    f = Fraction(float(v)).limit_denominator(1000)
+    return f if abs(float(f) - v) <= 1e-9 * max(1.0, abs(v)) else None
+
+
+class SymbolicMatrix:
+    """An operator's matrix with a name or a number in every cell.
+
+    Build one with :func:`symbolic`. ``str()`` gives aligned text, :meth:`to_latex` a ``bmatrix``,
+    :meth:`to_sympy` a ``sympy.Matrix`` in weight symbols (needs the ``symbolic`` extra).
+
+    Attributes
+    ----------
+    index : ndarray of int or None
+        Flat weight index per cell (``-1`` for a structural zero) for weight-carrying operators.
+    values : ndarray of float or None
+        The numbers of a fixed or data-dependent map (pooling, upsampling, selection).
+    input_shape, output_shape : tuple
+        ``(C, *spatial)`` of one example on each side.
+    """
+
+    def __init__(self, *, index=None, values=None, weight_shape=None, input_shape, output_shape):
+        self.index, self.values = index, values
+        self.weight_shape = weight_shape
+        self.input_shape, self.output_shape = tuple(input_shape), tuple(output_shape)
+
+    @property
+    def shape(self):
+        return (self.index if self.index is not None else self.values).shape
+
+    def cells(self) -> np.ndarray:
+        """Object array of cell texts: weight names, numbers (fractions when exact) or ``0``."""
+        if self.index is not None:
+            names = np.asarray(weight_names(self.weight_shape) + ["0"], dtype=object)
+            return names[self.index]
+        out = np.empty(self.values.shape, dtype=object)
+        for pos, v in np.ndenumerate(self.values):
+            f = _number(v)
+            out[pos] = str(f) if f is not None else f"{v:.4g}"
+        return out
+
+    def row_labels(self):
+        return _labels("y", self.output_shape)
+
+    def col_labels(self):
+        return _labels("x", self.input_shape)
+
+    def to_text(self, labels: bool = False) -> str:
+        """Aligned text; with ``labels``, rows ``y(c,pos)`` and columns ``x(c,pos)``."""
+        if labels:
+            return _align(self.cells(), self.row_labels(), self.col_labels())
+        return _align(self.cells())
+
+    __str__ = to_text
+
+    def __repr__(self):
+        return f"<SymbolicMatrix {self.shape[0]}x{self.shape[1]}>\n{self.to_text()}"
+
+    def to_latex(self) -> str:
+        r"""A LaTeX ``bmatrix``: ``w_{0,1}`` as on the slides, ``\frac{1}{4}`` for fractions."""
+        if self.index is not None:
+            names = np.asarray(_latex_names(self.weight_shape) + ["0"], dtype=object)
+            cells = names[self.index]
+        else:
+            cells = np.empty(self.values.shape, dtype=object)
+            for pos, v in np.ndenumerate(self.values):
+                f = _number(v)
+                cells[pos] = (f"{v:.4g}" if f is None else str(f.numerator) if f.denominator == 1
+                              else rf"{'-' if f < 0 else ''}\frac{{{abs(f.numerator)}}}"
+                                   rf"{{{f.denominator}}}")
+        rows = [" & ".join(row) + r" \\" for row in cells]
+        return "\\begin{bmatrix}\n" + "\n".join(rows) + "\n\\end{bmatrix}"
+
+    def to_sympy(self):
+        """A ``sympy.Matrix`` in weight symbols (or exact rationals for fixed maps)."""
+        try:
+            import sympy
+        except ImportError:  # pragma: no cover - exercised only without sympy
+            raise ImportError("to_sympy needs sympy: pip install 'matconv[symbolic]'") from None
+        if self.index is not None:
+            symbols = [sympy.Symbol(n) for n in weight_names(self.weight_shape)] + [0]
+            return sympy.Matrix(self.index.shape[0], self.index.shape[1],
+                                lambda i, j: symbols[self.index[i, j]])
+        return sympy.Matrix(self.values.shape[0], self.values.shape[1],
+                            lambda i, j: _sympy_number(sympy, self.values[i, j]))
+
+    def weight_symbols(self):
+        """The sympy symbols of the weights, in flat order (weight-carrying operators only)."""
+        import sympy
+
+        return [sympy.Symbol(n) for n in weight_names(self.weight_shape)]
+
+
+def _sympy_number(sympy, v):
+    f = _number(v)
+    return sympy.Rational(f.numerator, f.denominator) if f is not None else sympy.Float(v)
+
+
+def symbolic(layer, input_shape) -> SymbolicMatrix:
+    """The matrix of ``layer`` on one example of ``input_shape``, symbolically.
+
+    Convolutions and transposed convolutions show weight names; average pooling, adaptive
+    average pooling and upsampling show their numbers; max pooling and element-wise layers show
+    the matrix of their last forward.
+
+    Examples
+    --------
+    >>> from matconv import nn
+    >>> print(symbolic(nn.Conv2d(1, 1, 3), (1, 4, 4)).to_text().splitlines()[0])
+    w00 w01 w02 0   w10 w11 w12 0   w20 w21 w22 0   0   0   0   0
+    >>> print(symbolic(nn.AvgPool1d(2), (1, 4)))
+    1/2 1/2 0   0
+    0   0   1/2 1/2
+    """
+    from .nn.conv import _ConvNd, _ConvTransposeNd
+
+    input_shape = tuple(input_shape)
+    if isinstance(layer, _ConvNd):
+        g = layer.geometry
+        index = weight_index_matrix(g.weight_shape, input_shape, g.stride, g.padding,
+                                    g.dilation, g.groups, g.padding_mode)
+        out = (g.out_channels, *g.output_size(input_shape[1:]))
+        return SymbolicMatrix(index=index, weight_shape=g.weight_shape, input_shape=input_shape,
+                              output_shape=out)
+    if isinstance(layer, _ConvTransposeNd):
+        g = layer.geometry
+        spatial = layer._spatial(input_shape, layer.in_channels)
+        out = g.transpose_output_size(spatial, layer.output_padding)
+        index = weight_index_matrix(g.weight_shape, (g.in_channels, *out), g.stride, g.padding,
+                                    g.dilation, g.groups, output_size=spatial)
+        return SymbolicMatrix(index=index.T.copy(), weight_shape=g.weight_shape,
+                              input_shape=input_shape, output_shape=(g.in_channels, *out))
+    M = layer.matrix(input_shape)
+    if M.shape[0] * M.shape[1] > _DENSE_LIMIT:
+        raise ValueError(f"a {M.shape[0]} x {M.shape[1]} matrix is too large to render; "
+                         f"use a smaller input_shape")
+    return SymbolicMatrix(values=M.toarray(), input_shape=input_shape,
+                          output_shape=layer.output_shape(input_shape))

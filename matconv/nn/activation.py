@@ -32,6 +32,12 @@ class _Elementwise(Module):
                              f"{deriv.shape}, got {np.shape(dy)}")
         return dy * deriv
 
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def support_matrix(self, input_shape):
+        return sp.eye_array(int(np.prod(input_shape)), format="csr")
+
     def derivative(self) -> np.ndarray:
         """``f'(x)`` at the last forward's input, shaped like it."""
         return self._need_saved()
@@ -115,7 +121,42 @@ def _check_dim(dim, ndim):
     return dim % ndim
 
 
-class Softmax(Module):
+class _SoftmaxBase(Module):
+    """Jacobian blocks along ``dim``: every output of a slice depends on its whole slice."""
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def _blocks(self, input_shape):
+        """Flat index table ``(groups, size along dim)`` of one example."""
+        d = self._saved[1] if self._saved is not None else _check_dim(self.dim,
+                                                                      len(input_shape) + 1)
+        if d == 0:
+            raise ValueError(f"{type(self).__name__}(dim={self.dim}) mixes examples: it has no "
+                             f"per-example matrix")
+        idx = np.arange(int(np.prod(input_shape))).reshape(input_shape)
+        idx = np.moveaxis(idx, d - 1, -1)
+        return idx.reshape(-1, idx.shape[-1])
+
+    def support_matrix(self, input_shape):
+        idx = self._blocks(tuple(input_shape))
+        return _block_matrix(idx, np.ones((idx.shape[0], idx.shape[1], idx.shape[1])))
+
+    def matrix(self, input_shape=None, *, example=0):
+        """Jacobian at example ``example`` of the last forward (block-diagonal)."""
+        y, _ = self._need_saved()
+        idx = self._blocks(y.shape[1:])
+        return _block_matrix(idx, self._jacobian_blocks(y[example].ravel()[idx]))
+
+
+def _block_matrix(idx, blocks):
+    n = idx.size
+    rows = np.broadcast_to(idx[:, :, None], blocks.shape).ravel()
+    cols = np.broadcast_to(idx[:, None, :], blocks.shape).ravel()
+    return sp.coo_array((blocks.ravel().astype(np.float64), (rows, cols)), shape=(n, n)).tocsr()
+
+
+class Softmax(_SoftmaxBase):
     """``exp(x) / sum(exp(x))`` along ``dim`` (stable); the backward is ``a (dy - <dy, a>)``.
 
     >>> Softmax(dim=1)(np.array([[0.0, np.log(3.0)]]))
@@ -137,11 +178,16 @@ class Softmax(Module):
         a, d = self._need_saved()
         return a * (dy - np.sum(dy * a, axis=d, keepdims=True))
 
+    @staticmethod
+    def _jacobian_blocks(a):
+        """``diag(a) - a a^T`` per slice."""
+        return a[:, :, None] * (np.eye(a.shape[1]) - a[:, None, :])
+
     def __repr__(self):
         return f"Softmax(dim={self.dim})"
 
 
-class LogSoftmax(Module):
+class LogSoftmax(_SoftmaxBase):
     """``x - logsumexp(x)`` along ``dim``; the backward is ``dy - softmax(x) sum(dy)``.
 
     >>> np.exp(LogSoftmax(dim=1)(np.array([[0.0, np.log(3.0)]])))
@@ -162,6 +208,11 @@ class LogSoftmax(Module):
     def backward(self, dy):
         y, d = self._need_saved()
         return dy - np.exp(y) * np.sum(dy, axis=d, keepdims=True)
+
+    @staticmethod
+    def _jacobian_blocks(y):
+        """``I - 1 softmax^T`` per slice."""
+        return np.eye(y.shape[1]) - np.exp(y)[:, None, :]
 
     def __repr__(self):
         return f"LogSoftmax(dim={self.dim})"

@@ -106,6 +106,35 @@ class Sequential(Module):
             if name in params:
                 params[name].data[...] = np.asarray(value, dtype=params[name].dtype)
 
+    # ---- the stack as matrices
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for m in self._modules:
+            shape = tuple(m.output_shape(shape))
+        return shape
+
+    @property
+    def is_linear(self):
+        return all(m.is_linear for m in self._modules)
+
+    def matrix(self, input_shape, *, example=0):
+        """The product of the modules' matrices (linear stacks; see :func:`matconv.compose`)."""
+        from ..compose import compose
+
+        return compose(self, input_shape)
+
+    def support_matrix(self, input_shape):
+        from ..compose import compose
+
+        return compose(self, input_shape, support=True)
+
+    def jacobian(self, x):
+        """The Jacobian at one example ``x`` of shape ``(C, *spatial)``, as a sparse product of
+        every module's matrix (see :func:`matconv.jacobian`)."""
+        from ..compose import jacobian
+
+        return jacobian(self, x)
+
     def __repr__(self):
         lines = ["Sequential("]
         for i, m in enumerate(self._modules):

@@ -126,6 +126,7 @@ class _LoweredLayer(Module):
 
 class _ConvNd(_LoweredLayer):
     _transposed = False
+    is_linear = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", *, lowering="auto",
@@ -167,7 +168,7 @@ class _ConvNd(_LoweredLayer):
         dx = from_batch_last(op.backward_input(self._weight(), dY), in_shape)
         return dx if batched else dx[0]
 
-    def matrix(self, input_shape):
+    def matrix(self, input_shape, *, example=0):
         """The layer's linear map (no bias) for one example of shape ``(C_in, *spatial)``.
 
         Returns
@@ -177,9 +178,24 @@ class _ConvNd(_LoweredLayer):
         size = self.geometry.check_input_size(self._spatial(input_shape, self.in_channels))
         return self._operator(size).matrix(self._weight())
 
+    def output_shape(self, input_shape):
+        size = self._spatial(input_shape, self.in_channels)
+        return (self.out_channels, *self.geometry.output_size(size))
+
+    def linear_operator(self, input_shape):
+        """The layer's linear map as a ``scipy.sparse.linalg.LinearOperator`` (no bias).
+
+        ``matvec`` is the forward and ``rmatvec`` the backward of the layer's own lowering,
+        so with ``lowering='im2col'`` no matrix of the whole operator is ever built.
+        """
+        size = self.geometry.check_input_size(self._spatial(input_shape, self.in_channels))
+        op = self._operator(size)
+        return _as_linear_operator(op.forward, op.backward_input, op.shape, self._weight())
+
 
 class _ConvTransposeNd(_LoweredLayer):
     _transposed = True
+    is_linear = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros", *,
@@ -256,7 +272,7 @@ class _ConvTransposeNd(_LoweredLayer):
         dx = from_batch_last(dX, in_shape)
         return dx if batched else dx[0]
 
-    def matrix(self, input_shape, output_size=None):
+    def matrix(self, input_shape, output_size=None, *, example=0):
         """The layer's linear map (no bias) for one example of shape ``(C_in, *spatial)``.
 
         It is the transpose of the matching convolution's matrix, without the columns of
@@ -264,6 +280,38 @@ class _ConvTransposeNd(_LoweredLayer):
         """
         op = self._operator_for(self._spatial(input_shape, self.in_channels), output_size)
         return op.matrix(self._weight()).T.tocsr()
+
+    def output_shape(self, input_shape, output_size=None):
+        spatial = self._spatial(input_shape, self.in_channels)
+        return (self.out_channels, *self._operator_for(spatial, output_size).input_size)
+
+    def linear_operator(self, input_shape, output_size=None):
+        """The layer's linear map ``A.T`` as a ``LinearOperator``: ``matvec`` is ``A.T x``."""
+        op = self._operator_for(self._spatial(input_shape, self.in_channels), output_size)
+
+        def forward(weight, X):
+            return op.backward_input(weight, X), None
+
+        def backward(weight, dY):
+            return op.forward(weight, dY)[0]
+
+        return _as_linear_operator(forward, backward, op.shape[::-1], self._weight())
+
+
+def _as_linear_operator(forward, backward, shape, weight):
+    """Wrap batch-last products in scipy's ``LinearOperator`` (columns are examples)."""
+    from scipy.sparse.linalg import LinearOperator
+
+    def matmat(X):
+        return forward(weight, np.ascontiguousarray(X, dtype=weight.dtype))[0]
+
+    def rmatmat(Y):
+        return backward(weight, np.ascontiguousarray(Y, dtype=weight.dtype))
+
+    return LinearOperator(shape, dtype=weight.dtype,
+                          matvec=lambda x: matmat(np.reshape(x, (-1, 1))).ravel(),
+                          rmatvec=lambda y: rmatmat(np.reshape(y, (-1, 1))).ravel(),
+                          matmat=matmat, rmatmat=rmatmat)
 
 
 _CONV_DOC = """{n}-D convolution (cross-correlation, like ``torch.nn.Conv{n}d``) lowered to a matrix.

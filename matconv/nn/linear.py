@@ -81,9 +81,17 @@ class Linear(Module):
         return from_batch_last(dX, (dX.shape[1], self.in_features)).reshape(*lead,
                                                                              self.in_features)
 
-    def matrix(self, input_shape=None):
-        """``W`` as a CSR array (the layer's linear map, no bias)."""
-        return sp.csr_array(self.weight.data.astype(np.float64))
+    is_linear = True
+
+    def output_shape(self, input_shape):
+        return (*tuple(input_shape)[:-1], self.out_features)
+
+    def matrix(self, input_shape=None, *, example=0):
+        """``W`` as a CSR array (the layer's linear map, no bias); ``kron(I, W)`` when each
+        example has leading dims, e.g. ``input_shape=(T, in_features)``."""
+        W = sp.csr_array(self.weight.data.astype(np.float64))
+        lead = int(np.prod(tuple(input_shape)[:-1])) if input_shape is not None else 1
+        return W if lead == 1 else sp.kron(sp.eye_array(lead), W, format="csr")
 
     def __repr__(self):
         return (f"Linear(in_features={self.in_features}, out_features={self.out_features}, "
@@ -113,7 +121,14 @@ class Flatten(Module):
     def backward(self, dy):
         return np.reshape(dy, self._need_saved())
 
-    def matrix(self, input_shape):
+    is_linear = True
+
+    def output_shape(self, input_shape):
+        shape = (1, *tuple(input_shape))
+        s, e = self.start_dim % len(shape), self.end_dim % len(shape)
+        return (*shape[:s], int(np.prod(shape[s:e + 1])), *shape[e + 1:])[1:]
+
+    def matrix(self, input_shape, *, example=0):
         """The identity: flattening moves no number."""
         return sp.eye_array(int(np.prod(input_shape)), format="csr")
 
@@ -150,6 +165,18 @@ class Dropout(Module):
 
     def backward(self, dy):
         return dy if self._saved is None else dy * self._saved
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def support_matrix(self, input_shape):
+        return sp.eye_array(int(np.prod(input_shape)), format="csr")
+
+    def matrix(self, input_shape=None, *, example=0):
+        """``diag(mask / (1 - p))`` of the last training forward; the identity in evaluation."""
+        if self._saved is None:
+            return sp.eye_array(int(np.prod(input_shape)), format="csr")
+        return sp.diags_array(self._saved[example].ravel().astype(np.float64), format="csr")
 
     def __repr__(self):
         return f"Dropout(p={self.p})"

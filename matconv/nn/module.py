@@ -57,6 +57,8 @@ class Module:
 
     training = True
     _saved = None
+    #: True when ``matrix()`` does not depend on the data (a fixed linear map)
+    is_linear = False
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -66,6 +68,25 @@ class Module:
 
     def backward(self, dy):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def output_shape(self, input_shape) -> tuple:
+        """Shape of one example's output for one example of ``input_shape``."""
+        raise NotImplementedError(f"{type(self).__name__} does not describe its output shape")
+
+    def matrix(self, input_shape=None, *, example=0):
+        """The layer's matrix for one example: its linear map, or (for a data-dependent layer)
+        its Jacobian at example ``example`` of the last forward. Sparse CSR."""
+        raise NotImplementedError(f"{type(self).__name__} has no matrix form")
+
+    def support_matrix(self, input_shape):
+        """Which inputs can reach which outputs (any nonzero marks a path), data-independent.
+
+        Linear layers use their matrix; element-wise layers the identity; max pools the pattern
+        of their windows. Receptive fields are read off products of these.
+        """
+        if self.is_linear:
+            return self.matrix(input_shape)
+        raise NotImplementedError(f"{type(self).__name__} has no support matrix")
 
     def _need_saved(self):
         if self._saved is None:

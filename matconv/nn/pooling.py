@@ -122,6 +122,15 @@ class _MaxPool(_Pool):
         dx = from_batch_last(dX, in_shape)
         return dx if batched else dx[0]
 
+    def output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        return self._max_operator(input_shape[0], input_shape[1:]).out_shape
+
+    def support_matrix(self, input_shape):
+        """Every window cell, ``1`` where it could win: the data-independent pattern."""
+        input_shape = tuple(input_shape)
+        return self._max_operator(input_shape[0], input_shape[1:]).window_pattern()
+
     def matrix(self, input_shape=None, *, example=0):
         """The selection matrix ``P`` of the last forward for one example (data dependent).
 
@@ -253,6 +262,12 @@ class ChannelMaxPool(_MaxPool):
 class _FixedPool(_Pool):
     """A pool that is a fixed matrix ``M``: forward ``M x``, backward ``M.T dy``."""
 
+    is_linear = True
+
+    def output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        return (input_shape[0], *self._fixed(input_shape[0], input_shape[1:], np.float64)[1])
+
     def _fixed(self, channels, input_size, dtype):  # pragma: no cover - abstract
         """``(FixedOperator, output spatial size)`` for this input."""
         raise NotImplementedError
@@ -270,7 +285,7 @@ class _FixedPool(_Pool):
         dx = from_batch_last(op.backward(self._grad(dy, out_shape, batched)), in_shape)
         return dx if batched else dx[0]
 
-    def matrix(self, input_shape, dtype=np.float64):
+    def matrix(self, input_shape, *, example=0, dtype=np.float64):
         """``M`` for one example of shape ``(C, *spatial)`` (CSR)."""
         input_shape = tuple(input_shape)
         if len(input_shape) != self._ndim + 1:
@@ -406,6 +421,26 @@ class _LPPoolNd(_Pool):
         with np.errstate(divide="ignore", invalid="ignore"):
             dx = dxp * p * x ** (p - 1)
         return dx if batched else dx[0]
+
+    def output_shape(self, input_shape):
+        return self.pool.output_shape(input_shape)
+
+    def support_matrix(self, input_shape):
+        return self.pool.matrix(input_shape)
+
+    def matrix(self, input_shape=None, *, example=0):
+        """Jacobian at example ``example`` of the last forward:
+        ``diag(prod(k) t^(1/p) / (p t)) M diag(p x^(p-1))`` with ``t`` the window sums."""
+        import scipy.sparse as sp
+
+        x, total, y, _ = self._need_saved()
+        x, total, y = x[example], total[example], y[example]
+        p = self.norm_type
+        M = self.pool.matrix(x.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            left = (y / total / p * (total != 0)).ravel() * math.prod(self.kernel_size)
+            right = (p * x ** (p - 1)).ravel()
+        return (sp.diags_array(left) @ M @ sp.diags_array(right)).tocsr()
 
     def __repr__(self):
         return (f"{type(self).__name__}(norm_type={self.norm_type:g}, kernel_size="

@@ -92,6 +92,21 @@ class Upsample(_FixedPool):
                              f"spatial dims for mode={self.mode!r}, got shape {x.shape[1:]}")
         return x, batched
 
+    def _dims_for(self, input_shape):
+        nd = len(tuple(input_shape)) - 1
+        if _MODE_DIMS.get(self.mode, nd) != nd or nd not in (1, 2, 3):
+            raise ValueError(f"input_shape {tuple(input_shape)} has {nd} spatial dims; "
+                             f"mode={self.mode!r} needs {_MODE_DIMS.get(self.mode, '1 to 3')}")
+        self._ndim = nd
+
+    def matrix(self, input_shape, *, example=0, dtype=np.float64):
+        self._dims_for(input_shape)
+        return super().matrix(input_shape, example=example, dtype=dtype)
+
+    def output_shape(self, input_shape):
+        self._dims_for(input_shape)
+        return super().output_shape(input_shape)
+
     def _sizes(self, input_size):
         nd = len(input_size)
         if self.size is not None:
