@@ -58,8 +58,9 @@ BUILDERS = {"lenet": lenet}
 def build(spec: dict):
     """Rebuild a model from its ``spec`` (``{"builder": name, "kwargs": {...}}``).
 
-    >>> build(lenet(seed=1).spec)[0]
-    Conv2d(1, 16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), lowering='sparse', dtype=float32)
+    >>> model = build(lenet(seed=1, channels=(8, 16)).spec)
+    >>> model[0].out_channels, model[3].out_channels
+    (8, 16)
     """
     name = spec.get("builder") if isinstance(spec, dict) else None
     if name not in BUILDERS:
