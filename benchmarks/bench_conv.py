@@ -35,6 +35,7 @@ import argparse
 import ctypes
 import gc
 import glob
+import math
 import os
 import platform
 import statistics
@@ -65,6 +66,12 @@ CONFIGS = {
 TARGETS = {"float32": 1.5, "float64": 1.0}
 TOL = {"float32": 1e-4, "float64": 1e-10}   # max abs error relative to max |reference|
 SLEEP = 0.2                                  # OpenBLAS threads spin for a moment after a call
+DISTURBED = 0.15     # other processes' load (cores) above which a timing group is measured again
+QUIET = 0.05         # ... and below which the machine counts as quiet again
+MAX_ATTEMPTS = 4
+MIN_GROUP_TIME = 0.1  # s: fast cases get more repeats than --repeats (up to MAX_REPEATS)
+MAX_REPEATS = 101
+QUIET_MAX_WAIT = 60.0
 MATCONV_VARIANTS = [("im2col", "C-order"), ("im2col", "in-net"),
                     ("sparse", "C-order"), ("sparse", "in-net")]
 
@@ -131,23 +138,6 @@ def batch_last_view(a):
     return np.ascontiguousarray(a.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
 
 
-def median_time(fn, repeats, warmup):
-    for _ in range(warmup):
-        fn()
-    gc.collect()
-    gc.disable()
-    try:
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    finally:
-        gc.enable()
-    time.sleep(SLEEP)
-    return statistics.median(times) * 1e3
-
-
 class ForeignLoad:
     """CPU time other processes used while a block ran, in cores (0 = the machine was ours).
 
@@ -179,6 +169,54 @@ class ForeignLoad:
             busy, own, wall = (e - s for e, s in zip(end, self.start))
             self.cores = max(busy - own, 0.0) / max(wall, 1e-9)
         return False
+
+
+def wait_until_quiet(max_wait=QUIET_MAX_WAIT):
+    """Sleep in short windows until other processes leave the CPUs (at most ``max_wait`` s)."""
+    t_end = time.perf_counter() + max_wait
+    while True:
+        with ForeignLoad() as load:
+            time.sleep(SLEEP)
+        if not load.cores > QUIET or time.perf_counter() > t_end:
+            return
+
+
+class Timer:
+    """Medians of timing groups; a group disturbed by other processes is measured again."""
+
+    def __init__(self, repeats, warmup, min_group_time):
+        self.repeats, self.warmup, self.min_group_time = repeats, warmup, min_group_time
+        self.loads = []          # other processes' load (cores) during each kept group
+        self.retries = 0
+
+    def __call__(self, fn):
+        t_call = float("inf")
+        for _ in range(max(self.warmup, 1)):
+            t0 = time.perf_counter()
+            fn()
+            t_call = min(t_call, time.perf_counter() - t0)
+        # at least `repeats`, and enough for the group to last MIN_GROUP_TIME
+        n = max(self.repeats, min(MAX_REPEATS, math.ceil(self.min_group_time / t_call)))
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                wait_until_quiet()
+            gc.collect()
+            with ForeignLoad() as load:  # window includes the pause: >= 0.2 s of ticks
+                time.sleep(SLEEP)        # let the previous library's threads stop spinning
+                gc.disable()
+                try:
+                    times = []
+                    for _ in range(n):
+                        t0 = time.perf_counter()
+                        fn()
+                        times.append(time.perf_counter() - t0)
+                finally:
+                    gc.enable()
+            if not load.cores > DISTURBED:
+                break
+            self.retries += 1
+        self.loads.append(load.cores)
+        return statistics.median(times) * 1e3
 
 
 def rel_err(a, ref):
@@ -252,7 +290,7 @@ def flops(cfg):
 
 
 # --------------------------------------------------------------------------- one config
-def run_config(name, cfg, dtype, repeats, warmup, rng):
+def run_config(name, cfg, dtype, repeats, warmup, min_group_time, rng):
     N, C, H, W, O, k, s, p, d = cfg
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     x_net = batch_last_view(x)
@@ -268,10 +306,9 @@ def run_config(name, cfg, dtype, repeats, warmup, rng):
     tol = TOL[dname]
 
     # ---- PyTorch
-    xt = torch.from_numpy(x.copy()).requires_grad_()
-    wt = torch.from_numpy(w.copy()).requires_grad_()
-    bt = torch.from_numpy(b.copy()).requires_grad_()
-    dyt = torch.from_numpy(dy.copy())
+    xt, wt, bt, dyt = (torch.from_numpy(a).clone() for a in (x, w, b, dy))  # torch's memory
+    for t in (xt, wt, bt):
+        t.requires_grad_()
 
     def torch_fwd():
         return F.conv2d(xt, wt, bt, s, p, d)
@@ -321,16 +358,16 @@ def run_config(name, cfg, dtype, repeats, warmup, rng):
         layer.zero_grad()
 
     # ---- timing: one group per implementation, a pause between groups
+    median_time = Timer(repeats, warmup, min_group_time)
+    wait_until_quiet()
     res = {}
-    res["pytorch"] = (median_time(torch_fwd, repeats, warmup),
-                      median_time(torch_fwdbwd, repeats, warmup))
+    res["pytorch"] = (median_time(torch_fwd), median_time(torch_fwdbwd))
 
     def peer_fwdbwd():
         peer.forward(x)
         peer.backward(dy)
 
-    res["numpy"] = (median_time(lambda: peer.forward(x), repeats, warmup),
-                    median_time(peer_fwdbwd, repeats, warmup))
+    res["numpy"] = (median_time(lambda: peer.forward(x)), median_time(peer_fwdbwd))
 
     for lowering, layout in MATCONV_VARIANTS:
         layer = layers[lowering]
@@ -340,16 +377,17 @@ def run_config(name, cfg, dtype, repeats, warmup, rng):
             layer(xi)
             layer.backward(dyi)
 
-        res[(lowering, layout)] = (median_time(lambda: layer(xi), repeats, warmup),
-                                   median_time(fwdbwd, repeats, warmup))
-    return res, auto, checks, failed
+        res[(lowering, layout)] = (median_time(lambda: layer(xi)), median_time(fwdbwd))
+    return res, auto, checks, failed, median_time
 
 
-def print_config(name, cfg, dname, res, auto, checks, foreign):
+def print_config(name, cfg, dname, res, auto, checks, timer):
     gf = flops(cfg) * 1e-9
     t_fb = res["pytorch"][1]
     print(f"\n{describe(name, cfg)}  {dname}   fwd {gf:.2f} GFLOP, fwd+bwd {3 * gf:.2f} GFLOP;"
-          f"  auto -> {auto};  other processes' load {foreign:.2f} cores")
+          f"  auto -> {auto}")
+    print(f"  other processes' load during the timed groups: max {max(timer.loads):.2f} cores"
+          f" ({timer.retries} group(s) re-measured)")
     print("  check vs torch: " + "; ".join(checks[:1]))
     for c in checks[1:]:
         print("                  " + c)
@@ -399,7 +437,8 @@ def summarize(dname, rows):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=9, help="timed repeats per measurement "
-                    "(median reported; default 9)")
+                    "(median reported; default 9; fast cases get more, up to "
+                    f"{MAX_REPEATS}, so that a group lasts {MIN_GROUP_TIME} s)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma list of " +
                     ",".join(CONFIGS))
@@ -407,8 +446,9 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="3 repeats, 1 warm-up: a smoke test")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     args = ap.parse_args(argv)
+    min_group_time = MIN_GROUP_TIME
     if args.quick:
-        args.repeats, args.warmup = 3, 1
+        args.repeats, args.warmup, min_group_time = 3, 1, 0.0
     names = [c.strip().upper() for c in args.configs.split(",") if c.strip()]
     dtypes = [t.strip() for t in args.dtypes.split(",") if t.strip()]
     for n in names:
@@ -424,7 +464,8 @@ def main(argv=None):
     print("matconv conv2d benchmark: medians in ms, ratios are fwd+bwd time over PyTorch's fwd+bwd")
     for line in machine_info():
         print(line)
-    print(f"run         repeats {args.repeats} (median), warm-up {args.warmup}, "
+    print(f"run         repeats >= {args.repeats} (median; more for fast cases, to "
+          f"{min_group_time} s a group), warm-up {args.warmup}, "
           f"sleep {SLEEP}s between groups, configs {','.join(names)}, dtypes {','.join(dtypes)}")
     print("layouts     C-order: C-contiguous x and dy;  in-net: x and dy as (N,C,H,W) views of "
           "batch-last memory (what a layer gets inside a network)")
@@ -432,23 +473,26 @@ def main(argv=None):
     all_failed = []
     summaries = []
     loads = []
+    retries = 0
     rng = np.random.default_rng(12345)
     for dname in dtypes:
         dtype = np.dtype(dname).type
         rows = []
         for name in names:
-            with ForeignLoad() as load:
-                res, auto, checks, failed = run_config(name, CONFIGS[name], dtype, args.repeats,
-                                                        args.warmup, rng)
-            print_config(name, CONFIGS[name], dname, res, auto, checks, load.cores)
-            loads.append(load.cores)
+            res, auto, checks, failed, timer = run_config(name, CONFIGS[name], dtype,
+                                                           args.repeats, args.warmup,
+                                                           min_group_time, rng)
+            print_config(name, CONFIGS[name], dname, res, auto, checks, timer)
+            loads += timer.loads
+            retries += timer.retries
             sys.stdout.flush()
             all_failed += [f"{name}/{dname}/{f}" for f in failed]
             rows.append((name, res, auto))
         summaries += summarize(dname, rows)
-    print(f"\nother processes' CPU load during the configs: max {max(loads):.2f} cores, "
-          f"median {statistics.median(loads):.2f} (0 = quiet machine; > 0.2 means the timings "
-          f"above were disturbed)")
+    print(f"\nother processes' CPU load during the timed groups: max {max(loads):.2f} cores, "
+          f"median {statistics.median(loads):.2f}; {retries} disturbed group(s) re-measured "
+          f"(a group is re-measured when other processes used > {DISTURBED} cores, "
+          f"up to {MAX_ATTEMPTS} attempts)")
     for line in summaries:
         print(line)
     if all_failed:

@@ -7,7 +7,7 @@ The public API lives here. Layers are in :mod:`matconv.nn`.
 >>> A.shape
 (4, 16)
 """
-from . import nn, optim
+from . import checkpoint, data, models, nn, optim, plot, train
 from .compose import compose, jacobian, receptive_field, receptive_field_size
 from .export import load_matrix, save_matrix
 from .geometry import ConvGeometry, conv_output_size, conv_transpose_output_size
@@ -24,6 +24,11 @@ __version__ = "0.1.0"
 __all__ = [
     "nn",
     "optim",
+    "data",
+    "models",
+    "train",
+    "checkpoint",
+    "plot",
     "ConvGeometry",
     "conv_output_size",
     "conv_transpose_output_size",
