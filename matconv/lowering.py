@@ -20,6 +20,7 @@ indices while they fit and int64 beyond, and are checked against the memory budg
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,13 +48,6 @@ _INT32_MAX = np.iinfo(np.int32).max
 def index_dtype(*sizes) -> np.dtype:
     """int32 while every size fits, int64 beyond (scipy accepts both)."""
     return np.dtype(np.int32) if max(sizes) <= _INT32_MAX else np.dtype(np.int64)
-
-
-def _prod(values) -> int:
-    n = 1
-    for v in values:
-        n *= int(v)
-    return n
 
 
 # --------------------------------------------------------------------------- unfold (im2col)
@@ -98,7 +92,7 @@ def unfold_from_window(window: np.ndarray, channels: int, input_size, output_siz
     nothing where the table holds ``-1``.
     """
     K, L = window.shape
-    n_in = _prod(input_size)
+    n_in = math.prod(input_size)
     rows, cols = channels * K * L, channels * n_in
     idt = index_dtype(rows, cols)
     check_memory(rows * (idt.itemsize + 8 + 8 + 1), f"the unfold matrix S ({rows} x {cols})",
@@ -204,9 +198,9 @@ def conv_matrix_nbytes(geometry: ConvGeometry, input_size, output_size=None,
                        itemsize: int = 8) -> int:
     """Estimated bytes of ``A`` and ``A.T`` (indices, weight maps and data), before building."""
     input_size, output_size = _resolve_sizes(geometry, input_size, output_size)
-    rows = geometry.out_channels * _prod(output_size)
+    rows = geometry.out_channels * math.prod(output_size)
     nnz = rows * (geometry.in_channels // geometry.groups) * geometry.kernel_numel
-    idt = index_dtype(nnz, geometry.in_channels * _prod(input_size))
+    idt = index_dtype(nnz, geometry.in_channels * math.prod(input_size))
     return 2 * nnz * (2 * idt.itemsize + itemsize)
 
 
@@ -214,8 +208,8 @@ def conv_matrix_nbytes(geometry: ConvGeometry, input_size, output_size=None,
 def _conv_structure(geometry: ConvGeometry, input_size, output_size) -> ConvStructure:
     G, C_out = geometry.groups, geometry.out_channels
     Cg, K = geometry.in_channels // G, geometry.kernel_numel
-    L = _prod(output_size)
-    rows, cols = C_out * L, geometry.in_channels * _prod(input_size)
+    L = math.prod(output_size)
+    rows, cols = C_out * L, geometry.in_channels * math.prod(input_size)
     # building needs about twice the finished size (index arrays before the padding is dropped)
     check_memory(conv_matrix_nbytes(geometry, input_size, output_size) * 2,
                  f"the conv matrix A ({rows} x {cols}, up to {rows * Cg * K} nonzeros)",

@@ -32,6 +32,8 @@ suite checks it against the literal sum over the weight-index map.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -241,7 +243,7 @@ class MaxOperator:
     def __init__(self, unfold, channels: int):
         self.unfold = unfold
         self.channels = channels
-        self.taps = unfold.shape[0] // (channels * _prod(unfold.output_size))
+        self.taps = unfold.shape[0] // (channels * math.prod(unfold.output_size))
         self._cols = None
 
     def forward(self, X: np.ndarray):
@@ -294,13 +296,6 @@ class MaxOperator:
         n = dY.shape[1]
         P = self.selection_matrix(winners, n_in_rows * n, dY.dtype)
         return (P.T @ dY.ravel()).reshape(n_in_rows, n)
-
-
-def _prod(values) -> int:
-    out = 1
-    for v in values:
-        out *= int(v)
-    return out
 
 
 def _grouped_matmul(a, b, groups, transpose_a=False, transpose_b=False):

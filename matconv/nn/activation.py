@@ -122,7 +122,21 @@ def _check_dim(dim, ndim):
 
 
 class _SoftmaxBase(Module):
-    """Jacobian blocks along ``dim``: every output of a slice depends on its whole slice."""
+    """Softmax-like maps along ``dim``: every output of a slice depends on its whole slice."""
+
+    def __init__(self, dim: int = -1):
+        self.dim = dim
+
+    def forward(self, x):
+        x = check_float_array(x, "input", x.dtype if isinstance(x, np.ndarray) else None)
+        d = _check_dim(self.dim, x.ndim)
+        shifted = x - x.max(axis=d, keepdims=True)  # exp cannot overflow
+        y = self._apply(shifted, d)
+        self._saved = (y, d)
+        return y
+
+    def __repr__(self):
+        return f"{type(self).__name__}(dim={self.dim})"
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
@@ -163,16 +177,10 @@ class Softmax(_SoftmaxBase):
     array([[0.25, 0.75]])
     """
 
-    def __init__(self, dim: int = -1):
-        self.dim = dim
-
-    def forward(self, x):
-        x = check_float_array(x, "input", x.dtype if isinstance(x, np.ndarray) else None)
-        d = _check_dim(self.dim, x.ndim)
-        e = np.exp(x - x.max(axis=d, keepdims=True))
-        a = e / e.sum(axis=d, keepdims=True)
-        self._saved = (a, d)
-        return a
+    @staticmethod
+    def _apply(shifted, d):
+        e = np.exp(shifted)
+        return e / e.sum(axis=d, keepdims=True)
 
     def backward(self, dy):
         a, d = self._need_saved()
@@ -183,9 +191,6 @@ class Softmax(_SoftmaxBase):
         """``diag(a) - a a^T`` per slice."""
         return a[:, :, None] * (np.eye(a.shape[1]) - a[:, None, :])
 
-    def __repr__(self):
-        return f"Softmax(dim={self.dim})"
-
 
 class LogSoftmax(_SoftmaxBase):
     """``x - logsumexp(x)`` along ``dim``; the backward is ``dy - softmax(x) sum(dy)``.
@@ -194,16 +199,9 @@ class LogSoftmax(_SoftmaxBase):
     array([[0.25, 0.75]])
     """
 
-    def __init__(self, dim: int = -1):
-        self.dim = dim
-
-    def forward(self, x):
-        x = check_float_array(x, "input", x.dtype if isinstance(x, np.ndarray) else None)
-        d = _check_dim(self.dim, x.ndim)
-        shifted = x - x.max(axis=d, keepdims=True)
-        y = shifted - np.log(np.exp(shifted).sum(axis=d, keepdims=True))
-        self._saved = (y, d)
-        return y
+    @staticmethod
+    def _apply(shifted, d):
+        return shifted - np.log(np.exp(shifted).sum(axis=d, keepdims=True))
 
     def backward(self, dy):
         y, d = self._need_saved()
@@ -213,6 +211,3 @@ class LogSoftmax(_SoftmaxBase):
     def _jacobian_blocks(y):
         """``I - 1 softmax^T`` per slice."""
         return np.eye(y.shape[1]) - np.exp(y)[:, None, :]
-
-    def __repr__(self):
-        return f"LogSoftmax(dim={self.dim})"
