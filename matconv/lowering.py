@@ -212,7 +212,8 @@ def _conv_structure(geometry: ConvGeometry, input_size, output_size) -> ConvStru
     rows, cols = C_out * L, geometry.in_channels * math.prod(input_size)
     # building needs about twice the finished size (index arrays before the padding is dropped)
     check_memory(conv_matrix_nbytes(geometry, input_size, output_size) * 2,
-                 f"the conv matrix A ({rows} x {cols}, up to {rows * Cg * K} nonzeros)",
+                 f"building the conv matrix A ({rows} x {cols}, up to {rows * Cg * K} "
+                 f"nonzeros) with its transpose",
                  "use lowering='im2col' (the unfold matrix times a dense weight) or a smaller "
                  "input")
     unfold = unfold_structure(geometry, input_size, output_size)
