@@ -11,6 +11,8 @@ with positions in row-major order, exactly as ``A @ x.ravel()`` reads them.
 """
 from __future__ import annotations
 
+import sys
+
 from math import prod
 
 import numpy as np
@@ -38,7 +40,21 @@ def _matplotlib():
         import matplotlib.ticker  # noqa: F401
     except ImportError as err:
         raise ImportError("matconv.plot needs matplotlib: pip install 'matconv[plot]'") from err
+    _show_figures_in_ipython(matplotlib)
     return matplotlib
+
+
+def _show_figures_in_ipython(mpl):
+    """In IPython/Jupyter, display a returned Figure as a PNG (what the inline backend does for
+    pyplot figures; these figures are made without pyplot)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    from IPython.core.pylabtools import print_figure
+
+    shell.display_formatter.formatters["image/png"].for_type(
+        mpl.figure.Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
 
 
 def _new_axes(mpl, ncols=1, figsize=None, width_ratios=None):

@@ -148,6 +148,6 @@ class _NoBar:
 def _progress_bar(total: int, show: bool):
     if not show:
         return _NoBar()
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the text bar: works in terminals and notebooks without widgets
 
     return tqdm(total=total, unit="batch", dynamic_ncols=True, file=sys.stderr)
