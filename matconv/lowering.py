@@ -151,13 +151,16 @@ class ConvStructure:
     def nnz(self) -> int:
         return int(self.indices.size)
 
-    def matrix(self, weight: np.ndarray) -> sp.csr_array:
-        """``A`` for ``weight`` (structure shared, data freshly gathered)."""
-        return sp.csr_array((weight.ravel()[self.weight_index], self.indices, self.indptr),
+    def matrix(self, weight: np.ndarray, copy: bool = False) -> sp.csr_array:
+        """``A`` for ``weight``: data freshly gathered, structure shared unless ``copy``
+        (matrices handed to users get their own index arrays, so mutating them is harmless)."""
+        indices, indptr = (self.indices.copy(), self.indptr.copy()) if copy else \
+            (self.indices, self.indptr)
+        return sp.csr_array((weight.ravel()[self.weight_index], indices, indptr),
                             shape=self.shape)
 
     def matrix_t(self, weight: np.ndarray) -> sp.csr_array:
-        """``A.T`` as CSR for ``weight``."""
+        """``A.T`` as CSR for ``weight`` (structure shared)."""
         return sp.csr_array((weight.ravel()[self.weight_index_t], self.indices_t, self.indptr_t),
                             shape=self.shape[::-1])
 
@@ -339,9 +342,7 @@ def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1,
     geometry = ConvGeometry(channels, weight.shape[0], weight.shape[2:], stride, padding,
                             dilation, groups, padding_mode)
     check_weight_shape(weight, geometry)
-    s = conv_structure(geometry, size)
-    return sp.csr_array((weight.ravel()[s.weight_index], s.indices.copy(), s.indptr.copy()),
-                        shape=s.shape)
+    return conv_structure(geometry, size).matrix(weight, copy=True)
 
 
 def _check_weight(weight) -> np.ndarray:

@@ -87,6 +87,7 @@ class ConvOperator:
             else None
         self._cols = None
         self._s_t = {}
+        self._sparse = {}  # 'A' / 'AT' -> (weight it was built from, CSR matrix)
 
     # ---- sizes
     @property
@@ -122,8 +123,23 @@ class ConvOperator:
         return self._conv
 
     def matrix(self, weight: np.ndarray):
-        """``A`` for ``weight`` as a ``scipy.sparse.csr_array``."""
-        return self.conv_structure().matrix(weight)
+        """``A`` for ``weight`` as a ``scipy.sparse.csr_array`` of its own."""
+        return self.conv_structure().matrix(weight, copy=True)
+
+    def _sparse_matrix(self, weight: np.ndarray, transpose: bool):
+        """``A`` (or ``A.T``) for the sparse lowering, regathered only when the weight changed.
+
+        Comparing the small weight array is far cheaper than gathering ``nnz`` values, and
+        catches in-place edits of ``weight.data`` that an identity check would miss.
+        """
+        key = "AT" if transpose else "A"
+        cached = self._sparse.get(key)
+        if cached is None or cached[0].dtype != weight.dtype or not np.array_equal(cached[0],
+                                                                                   weight):
+            s = self.conv_structure()
+            cached = self._sparse[key] = (weight.copy(), s.matrix_t(weight) if transpose
+                                          else s.matrix(weight))
+        return cached[1]
 
     def _unfold_t(self, dtype):
         """``S.T`` in CSR, cached per dtype (the backward of the unfold is a row gather)."""
@@ -151,7 +167,7 @@ class ConvOperator:
         ``X`` has shape ``(C_in*prod(in), N)``; ``Y`` has shape ``(C_out*prod(out), N)``.
         """
         if self.lowering == "sparse":
-            return self.conv_structure().matrix(weight) @ X, X
+            return self._sparse_matrix(weight, transpose=False) @ X, X
         cols = self.unfold_batch(X)
         Y = _grouped_matmul(weight.reshape(weight.shape[0], -1), cols, self.geometry.groups)
         return Y.reshape(self.n_out, X.shape[1]), cols
@@ -159,7 +175,7 @@ class ConvOperator:
     def backward_input(self, weight: np.ndarray, dY: np.ndarray) -> np.ndarray:
         """``dX = A.T dY``, shape ``(C_in*prod(in), N)``."""
         if self.lowering == "sparse":
-            return self.conv_structure().matrix_t(weight) @ dY
+            return self._sparse_matrix(weight, transpose=True) @ dY
         Wm = weight.reshape(weight.shape[0], -1)
         dcols = _grouped_matmul(Wm, dY.reshape(weight.shape[0], -1), self.geometry.groups,
                                 transpose_a=True)

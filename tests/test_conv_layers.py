@@ -227,10 +227,23 @@ def test_weight_assignment_is_honoured(rng):
 
 
 def test_lowering_auto_follows_the_rule():
-    assert nn.Conv2d(1, 16, 3).lowering == "sparse"
+    assert nn.Conv2d(1, 1, 5).lowering == "sparse"  # a single filter
+    assert nn.Conv2d(8, 8, 3, groups=8).lowering == "sparse"  # depthwise
+    assert nn.Conv2d(1, 16, 3).lowering == "im2col"
     assert nn.Conv2d(16, 32, 3).lowering == "im2col"
-    assert nn.Conv2d(1, 16, 5).lowering == "im2col"
-    assert nn.Conv2d(8, 8, 3, groups=8).lowering == "sparse"  # depthwise: one input per output
+    assert nn.Conv2d(8, 16, 3, groups=8).lowering == "im2col"
+    assert nn.ConvTranspose2d(4, 4, 3, groups=4).lowering == "sparse"
+
+
+def test_sparse_lowering_sees_in_place_weight_edits(rng):
+    layer = nn.Conv1d(1, 1, 3, bias=False, lowering="sparse", dtype=np.float64)
+    x = rng.standard_normal((2, 1, 6))
+    layer(x)
+    layer.weight.data *= 2  # same array, new values: the cached operator must notice
+    np.testing.assert_allclose(layer(x), ref.conv_forward(x, layer.weight.data), rtol=1e-12)
+    dy = np.ones((2, 1, 4))
+    np.testing.assert_allclose(layer.backward(dy)[0].ravel(),
+                               layer.matrix((1, 6)).T @ dy[0].ravel(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("call, error, match", [

@@ -23,13 +23,21 @@ __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "
 def choose_lowering(lowering: str, geometry: ConvGeometry) -> str:
     """Resolve ``lowering='auto'`` for a geometry, from the benchmark's evidence.
 
-    ``benchmarks/bench_conv.py`` shows the full sparse operator winning only when each output
-    channel reads a single input channel (``in_channels / groups == 1``) with a small kernel;
-    everywhere else the im2col GEMM wins.
+    ``benchmarks/bench_conv.py`` (see ``benchmarks/README.md``) measured the im2col GEMM ahead
+    on every multi-channel config and on single-input-channel layers with several filters
+    (configs A and D), and the whole sparse operator ahead where each output channel reads one
+    input channel through one filter (``in_channels/groups == out_channels/groups == 1``:
+    depthwise and single-filter layers, configs G and H), where im2col's GEMM degenerates into
+    many tiny products. ``'auto'`` picks accordingly.
+
+    >>> choose_lowering("auto", ConvGeometry(16, 16, 3, groups=16))
+    'sparse'
+    >>> choose_lowering("auto", ConvGeometry(1, 16, 3))
+    'im2col'
     """
     if lowering == "auto":
-        cg = geometry.in_channels // geometry.groups
-        return "sparse" if cg == 1 and geometry.kernel_numel <= 9 else "im2col"
+        one_to_one = geometry.in_channels == geometry.out_channels == geometry.groups
+        return "sparse" if one_to_one else "im2col"
     if lowering not in LOWERINGS:
         raise ValueError(f"lowering must be 'auto' or one of {LOWERINGS}, got {lowering!r}")
     return lowering
@@ -327,9 +335,10 @@ bias : bool, default True
 padding_mode : {{'zeros', 'reflect', 'replicate', 'circular'}}, default 'zeros'
 lowering : {{'auto', 'im2col', 'sparse'}}, keyword-only
     ``'im2col'``: ``y = W (S x)`` (a sparse gather then one GEMM); ``'sparse'``: ``y = A x`` with
-    the whole operator. ``'auto'`` takes ``'sparse'`` only for single-input-channel kernels of at
-    most 9 taps (where ``benchmarks/bench_conv.py`` measured it ahead) and ``'im2col'`` elsewhere.
-    Both give the same numbers.
+    the whole operator. ``'auto'`` takes ``'sparse'`` for depthwise and single-filter layers
+    (one input and one output channel per group) and ``'im2col'`` elsewhere, as
+    ``benchmarks/bench_conv.py`` measured (see :func:`choose_lowering`). Both give the same
+    numbers.
 dtype : np.float32 or np.float64, keyword-only, default np.float32
 rng : numpy.random.Generator, optional, keyword-only
     Source of the initial weights (default: the generator :func:`matconv.manual_seed` seeds).
