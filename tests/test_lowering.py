@@ -55,7 +55,7 @@ def test_conv_matrix_matches_direct_loop(case, rng):
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_unfold_matrix_matches_definition(case, rng):
     """Row (c, tap, l) of S picks padded input cell c, l*s + tap*d."""
-    C, spatial = case.in_shape[0], case.in_shape[1:]
+    C = case.in_shape[0]
     k = case.w_shape[2:]
     nd = len(k)
     x = rng.standard_normal(case.in_shape)

@@ -9,9 +9,9 @@ from .init import manual_seed
 from .linear import Dropout, Flatten, Linear
 from .loss import BCELoss, CrossEntropyLoss, MSELoss, NLLLoss, SquaredError
 from .module import Module, Parameter
-from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d,
-                      AvgPool2d, AvgPool3d, ChannelMaxPool, LPPool1d, LPPool2d, MaxPool1d,
-                      MaxPool2d, MaxPool3d)
+from .maxpool import AdaptiveMaxPool2d, ChannelMaxPool, MaxPool1d, MaxPool2d, MaxPool3d
+from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, AvgPool3d,
+                      LPPool1d, LPPool2d)
 from .upsample import Upsample
 
 __all__ = [

@@ -10,7 +10,7 @@ from ..layout import batched_input
 from ..lowering import window_matrix
 from ..operators import FixedOperator
 from ..windows import combine_tables, linear_table, nearest_table
-from .pooling import _FixedPool
+from .pool_base import FixedPool
 
 __all__ = ["Upsample"]
 
@@ -33,7 +33,7 @@ def _upsample_operator(mode, channels, input_size, output_size, align_corners, s
     return FixedOperator(M), output_size
 
 
-class Upsample(_FixedPool):
+class Upsample(FixedPool):
     """Resize by ``size`` or ``scale_factor``, like ``torch.nn.Upsample``: a sparse matrix.
 
     Parameters
