@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-
 __all__ = ["main"]
 
 
@@ -27,15 +25,15 @@ def _size(text: str) -> tuple:
 def _padding(text: str):
     if text in ("valid", "same", "full", "causal"):
         return text
-    return _size_or_zero(text)
+    return _int_or_sizes(text)
 
 
-def _size_or_zero(text: str):
+def _int_or_sizes(text: str):
     try:
         parts = tuple(int(p) for p in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int, NxM or valid/same/full/causal, got "
-                                         f"{text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected an int or sizes like 2x1 (padding also takes "
+                                         f"valid/same/full/causal), got {text!r}") from None
     return parts[0] if len(parts) == 1 else parts
 
 
@@ -48,29 +46,10 @@ def _channels(text: str) -> tuple:
     return cin, cout
 
 
-def _unfold_text(input_shape, kernel, stride, padding, dilation) -> str:
-    """The im2col matrix of a symbolic input: cell (c*K + tap, position) names what it reads."""
-    from .lowering import unfold_matrix
-    from .show import _align, _labels
-
-    S = unfold_matrix(input_shape, kernel, stride, padding, dilation)
-    if input_shape[0] == 1 and max(input_shape[1:]) <= 10:  # slide style: x00, x01, ...
-        labels = ["x" + "".join(map(str, p)) for p in np.ndindex(*input_shape[1:])]
-    else:
-        labels = _labels("x", input_shape)
-    names = np.array(labels + ["0"], dtype=object)
-    rows = S.shape[0]
-    read = np.full(rows, -1)
-    has = np.diff(S.indptr) > 0
-    read[has] = S.indices
-    K = int(np.prod(kernel if isinstance(kernel, tuple) else (kernel,) * (len(input_shape) - 1)))
-    return _align(names[read].reshape(input_shape[0] * K, -1))
-
-
 def _show(args) -> int:
     from . import nn
     from .memory import format_bytes
-    from .show import symbolic
+    from .show import symbolic, unfold_text
 
     nd = len(args.input)
     kernel = args.kernel if len(args.kernel) == nd else args.kernel * nd
@@ -79,16 +58,16 @@ def _show(args) -> int:
     cin, cout = args.channels
     input_shape = (cin, *args.input)
     if args.unfold:
-        print(_unfold_text(input_shape, kernel, args.stride, args.padding, args.dilation))
+        print(unfold_text(input_shape, kernel, args.stride, args.padding, args.dilation))
         return 0
     conv = {1: (nn.Conv1d, nn.ConvTranspose1d), 2: (nn.Conv2d, nn.ConvTranspose2d),
             3: (nn.Conv3d, nn.ConvTranspose3d)}[nd]
     if args.transposed:
         layer = conv[1](cin, cout, kernel, args.stride, args.padding, args.output_padding,
-                        args.groups, dilation=args.dilation, dtype=np.float64)
+                        args.groups, dilation=args.dilation, dtype="float64")
     else:
         layer = conv[0](cin, cout, kernel, args.stride, args.padding, args.dilation, args.groups,
-                        dtype=np.float64)
+                        dtype="float64")
     A = layer.matrix(input_shape)
     rows, cols = A.shape
     if args.png:
@@ -193,15 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
                                       "are outputs, columns inputs, w00.. in the right cells.")
     show.add_argument("--input", type=_size, default=(4, 4), help="spatial input size, e.g. 4x4")
     show.add_argument("--kernel", type=_size, default=(3, 3), help="kernel size, e.g. 3x3")
-    show.add_argument("--stride", type=_size_or_zero, default=1)
+    show.add_argument("--stride", type=_int_or_sizes, default=1)
     show.add_argument("--padding", type=_padding, default=0,
                       help="an int, NxM, or valid/same/full/causal")
-    show.add_argument("--dilation", type=_size_or_zero, default=1)
+    show.add_argument("--dilation", type=_int_or_sizes, default=1)
     show.add_argument("--channels", type=_channels, default=(1, 1), metavar="IN,OUT")
     show.add_argument("--groups", type=_positive_int, default=1)
     show.add_argument("--transposed", action="store_true",
                       help="the transposed convolution (its matrix is A.T of the matching conv)")
-    show.add_argument("--output-padding", type=_size_or_zero, default=0)
+    show.add_argument("--output-padding", type=_int_or_sizes, default=0)
     show.add_argument("--unfold", action="store_true",
                       help="the im2col matrix of the input instead (which cell each row reads)")
     show.add_argument("--labels", action="store_true", help="label rows y(c,pos), columns x(c,pos)")

@@ -8,15 +8,17 @@ cells.
 """
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
 
-from .geometry import ConvGeometry
-from .lowering import conv_structure
+from .geometry import ConvGeometry, as_tuple
+from .lowering import conv_structure, unfold_matrix
 from .memory import check_memory
 
-__all__ = ["weight_index_matrix", "weight_names", "render_text", "symbolic", "SymbolicMatrix"]
+__all__ = ["weight_index_matrix", "weight_names", "render_text", "symbolic", "SymbolicMatrix",
+           "unfold_text"]
 
 _DENSE_LIMIT = 250_000  # cells: beyond this a rendering is not something to read
 
@@ -254,3 +256,28 @@ def symbolic(layer, input_shape) -> SymbolicMatrix:
                          f"use a smaller input_shape")
     return SymbolicMatrix(values=M.toarray(), input_shape=input_shape,
                           output_shape=layer.output_shape(input_shape))
+
+
+def unfold_text(input_shape, kernel_size, stride=1, padding=0, dilation=1) -> str:
+    """The im2col matrix of a symbolic input: each cell names the input cell it reads.
+
+    Rows are ``(channel, tap)``, columns output positions, as ``torch.nn.functional.unfold``
+    orders them; ``0`` marks a padding cell.
+
+    >>> print(unfold_text((1, 3, 3), 2))
+    x00 x01 x10 x11
+    x01 x02 x11 x12
+    x10 x11 x20 x21
+    x11 x12 x21 x22
+    """
+    input_shape = tuple(input_shape)
+    S = unfold_matrix(input_shape, kernel_size, stride, padding, dilation)
+    if input_shape[0] == 1 and max(input_shape[1:]) <= 10:  # slide style: x00, x01, ...
+        labels = ["x" + "".join(map(str, p)) for p in np.ndindex(*input_shape[1:])]
+    else:
+        labels = _labels("x", input_shape)
+    names = np.array(labels + ["0"], dtype=object)
+    read = np.full(S.shape[0], -1)
+    read[np.diff(S.indptr) > 0] = S.indices
+    taps = math.prod(as_tuple(kernel_size, len(input_shape) - 1, "kernel_size"))
+    return _align(names[read].reshape(input_shape[0] * taps, -1))
