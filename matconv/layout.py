@@ -61,7 +61,40 @@ def to_batch_last(x: np.ndarray) -> np.ndarray:
            [1., 4.],
            [2., 5.]])
     """
-    return np.ascontiguousarray(x.reshape(x.shape[0], -1).T)
+    rows = x.reshape(x.shape[0], -1)
+    if rows.T.flags.c_contiguous:
+        return rows.T
+    if rows.shape[1] * rows.itemsize % 2048 == 0:  # rows whose length aliases in the cache
+        return _transpose(rows)
+    return np.ascontiguousarray(rows.T)
+
+
+_scratch = {}
+
+
+def _transpose(a: np.ndarray) -> np.ndarray:
+    """``a.T`` as a new C-contiguous array, fast for any row length.
+
+    numpy's strided copy reads ``a`` down its columns; when a row is a multiple of 2 KiB every
+    read of a column falls in a few cache sets and the copy crawls (5x slower for a (256, 1024)
+    float32 array here). Copying the rows first into a scratch buffer whose row
+    stride is an odd multiple of 64 bytes spreads them over the cache; the buffer is reused
+    across calls because fresh memory costs page faults.
+    """
+    n, m = a.shape
+    line = 64 // a.itemsize
+    stride = -(-m // line) * line
+    if (stride // line) % 2 == 0:
+        stride += line
+    need = n * stride
+    buf = _scratch.get(a.dtype)
+    if buf is None or buf.size < need:
+        buf = _scratch[a.dtype] = np.empty(need, dtype=a.dtype)
+    padded = buf[:need].reshape(n, stride)[:, :m]
+    np.copyto(padded, a)
+    out = np.empty((m, n), dtype=a.dtype)
+    np.copyto(out, padded.T)
+    return out
 
 
 def from_batch_last(X: np.ndarray, shape) -> np.ndarray:
