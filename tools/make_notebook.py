@@ -2,6 +2,7 @@
 ``# %% [markdown]`` markdown cells whose lines start with ``# ``).
 
     python tools/make_notebook.py notebooks/src.py notebooks/01_unrolled_matrix.ipynb
+    python tools/make_notebook.py --refresh notebooks/*.ipynb   # re-execute, keep the cells
 
 The notebook is executed top to bottom with nbclient and saved with its outputs, so it reads
 well on a code host; ``tests/test_notebooks.py`` re-executes it regardless.
@@ -37,9 +38,7 @@ def cells_from_script(text: str):
     return cells
 
 
-def build(src: Path, dst: Path, timeout: int = 300) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = cells_from_script(src.read_text())
+def execute(nb, dst: Path, timeout: int = 300) -> None:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
@@ -47,5 +46,15 @@ def build(src: Path, dst: Path, timeout: int = 300) -> None:
     nbformat.write(nb, dst)
 
 
+def build(src: Path, dst: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = cells_from_script(src.read_text())
+    execute(nb, dst)
+
+
 if __name__ == "__main__":
-    build(Path(sys.argv[1]), Path(sys.argv[2]))
+    if sys.argv[1] == "--refresh":
+        for name in sys.argv[2:]:
+            execute(nbformat.read(name, as_version=4), Path(name))
+    else:
+        build(Path(sys.argv[1]), Path(sys.argv[2]))
