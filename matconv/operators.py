@@ -291,15 +291,12 @@ class MaxOperator:
 
     def window_pattern(self, dtype=np.float64):
         """``(C*L, n_in)`` matrix with a 1 at every cell of every window: what *can* win."""
-        rows = np.repeat(np.arange(self.unfold.shape[0]), np.diff(self.unfold.indptr))
-        c, rest = np.divmod(rows, self.taps * (self.unfold.shape[0] // (self.channels *
-                                                                        self.taps)))
         L = self.unfold.shape[0] // (self.channels * self.taps)
-        out_row = c * L + rest % L
+        rows = np.repeat(np.arange(self.unfold.shape[0]), np.diff(self.unfold.indptr))
+        out_row = rows // (self.taps * L) * L + rows % L  # unfold row (c, k, l) -> output (c, l)
         M = sp.coo_array((np.ones(rows.size, dtype=dtype), (out_row, self.unfold.indices)),
                          shape=(self.channels * L, self.unfold.shape[1])).tocsr()
-        M.sum_duplicates()
-        M.data[:] = 1
+        M.data[:] = 1  # a cell two taps read (duplicates summed) is still one path
         return M
 
     @staticmethod
