@@ -7,14 +7,22 @@ The public API lives here. Layers are in :mod:`matconv.nn`.
 >>> A.shape
 (4, 16)
 """
-from . import checkpoint, data, models, nn, optim, plot, train
+from . import checkpoint, data, models, nn, operators, optim, plot, train
 from .compose import compose, jacobian, receptive_field, receptive_field_size
 from .export import load_matrix, save_matrix
-from .geometry import ConvGeometry, conv_output_size, conv_transpose_output_size
-from .lowering import conv_matrix, unfold_matrix, window_index
+from .geometry import ConvGeometry, PoolGeometry, conv_output_size, conv_transpose_output_size
+from .lowering import (
+                       cache_info,
+                       clear_caches,
+                       conv_matrix,
+                       set_cache_limit,
+                       unfold_matrix,
+                       window_index,
+)
 from .memory import get_memory_budget, set_memory_budget
+from .nn import cat, no_grad
 from .nn.init import manual_seed
-from .operators import ConvOperator
+from .operators import Operator, conv_plan
 from .show import SymbolicMatrix, symbolic, weight_index_matrix
 from .signal import convolve, correlate
 from .transposed import transposed_conv_direct
@@ -29,13 +37,21 @@ __all__ = [
     "train",
     "checkpoint",
     "plot",
+    "operators",
     "ConvGeometry",
+    "PoolGeometry",
     "conv_output_size",
     "conv_transpose_output_size",
     "conv_matrix",
     "unfold_matrix",
     "window_index",
-    "ConvOperator",
+    "Operator",
+    "conv_plan",
+    "cat",
+    "no_grad",
+    "clear_caches",
+    "set_cache_limit",
+    "cache_info",
     "correlate",
     "convolve",
     "get_memory_budget",

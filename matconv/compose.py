@@ -1,43 +1,55 @@
-"""Products of lowered operators: a stack's linear map, its Jacobian, receptive fields.
+"""Products of lowered operators: a network's linear map, its Jacobian, receptive fields.
 
-A network at a point is a composite of function elements (seed 001); each element here has a
-sparse matrix (its linear map, or its Jacobian at the last forward), so the network's Jacobian
-is their product, and backprop is multiplying their transposes right to left.
+A network at a point is a composite of function elements (Kuwajima's backprop memo); each element
+records an operator (its linear map, or its Jacobian at that point), so the network's Jacobian is
+their sums and products — for any graph, not only a chain — and backprop is multiplying their
+transposes in reverse.
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
+from .nn import Module, Sequential
+from .nn.trace import NotLinearError, trace
+from .nn.trace import jacobian as _jacobian
+
 __all__ = ["compose", "jacobian", "receptive_field", "receptive_field_size", "ReceptiveField"]
 
 
-def _modules(model):
-    from .nn.container import Sequential
+def _as_module(model) -> Module:
+    if isinstance(model, Module):
+        return model
+    if isinstance(model, (list, tuple)) and all(isinstance(m, Module) for m in model):
+        return Sequential(*model)
+    raise TypeError(f"model must be a matconv Module or a list of modules, got "
+                    f"{type(model).__name__}")
 
-    if isinstance(model, Sequential):
-        return list(model)
-    if isinstance(model, (list, tuple)):
-        return list(model)
-    return [model]
+
+def _modules(model) -> list:
+    model = _as_module(model)
+    return list(model) if isinstance(model, Sequential) else [model]
 
 
 def compose(model, input_shape, *, support: bool = False) -> sp.csr_array:
-    """The product ``M_L ... M_1`` of a stack's matrices for one example of ``input_shape``.
+    """The linear map ``M`` of a network for one example of ``input_shape``.
+
+    For a chain it is the product ``M_L ... M_1`` of the layers' matrices; for a graph (residual
+    additions, concatenations, a layer used twice) the sums and products of every recorded
+    operator.
 
     Parameters
     ----------
-    model : Sequential, module or list of modules
-        Linear modules only (convolutions, transposed convolutions, average and adaptive
-        average pooling, upsampling, Linear, Flatten), unless ``support=True``.
+    model : Module or list of modules
+        Fixed linear maps only (convolutions, transposed convolutions, average and adaptive
+        average pooling, upsampling, Linear, Flatten, additions...), unless ``support=True``.
     input_shape : tuple of int
         ``(C, *spatial)`` of one example.
     support : bool
-        Multiply *support* matrices instead: element-wise layers become the identity and max
-        pools the pattern of their windows, so nonzeros mark which inputs can reach an output.
+        The *pattern* instead: element-wise layers count as the identity and max pools as the
+        pattern of their windows, so nonzeros mark which inputs can reach an output.
 
     Returns
     -------
@@ -52,34 +64,27 @@ def compose(model, input_shape, *, support: bool = False) -> sp.csr_array:
     array([[0.5, 1.5, 1. , 0. , 0. ],
            [0. , 0. , 0.5, 1.5, 1. ]])
     """
-    shape = tuple(input_shape)
-    M = None
-    for m in _modules(model):
-        if support:
-            step = m.support_matrix(shape)
-        elif m.is_linear:
-            step = m.matrix(shape)
-        else:
-            raise ValueError(f"{type(m).__name__} is not a fixed linear map: use jacobian(model, x) "
-                             f"for its Jacobian at a point, or compose(..., support=True) for "
-                             f"which inputs reach which outputs")
-        M = step if M is None else step @ M
-        shape = tuple(m.output_shape(shape))
-    if M is None:
-        return sp.eye_array(math.prod(shape), format="csr")
-    M = sp.csr_array(M)
+    model = _as_module(model)
     if support:
-        M.data[:] = 1  # only the pattern matters
-    return M
+        from .nn.trace import example_input
+
+        x = example_input(model, input_shape, "compose")[0]
+        _, span = trace(model, x[None])
+        try:
+            return span.graph().pattern()
+        finally:
+            span.tape.release()
+    return sp.csr_array(model.operator(tuple(input_shape)).matrix())
 
 
 def jacobian(model, x: np.ndarray) -> sp.csr_array:
-    """The Jacobian of ``model`` at one example ``x`` of shape ``(C, *spatial)``, as a product.
+    """The Jacobian of ``model`` at one example ``x`` of shape ``(C, *spatial)``.
 
-    Runs one forward on ``x`` (in the model's current train/eval mode), then multiplies each
-    module's matrix at that point: conv ``A``, ReLU ``diag(x > 0)``, max pool selection ``P``,
-    ``diag(tanh')``, dense ``W``, softmax blocks, ...  ``J.T @ dy`` equals what ``backward``
-    returns for that example.
+    One forward on ``x`` (in the model's current train/eval mode) records every operator:
+    conv ``A``, ReLU ``diag(x > 0)``, max pool selection ``P``, ``diag(tanh')``, dense ``W``,
+    softmax blocks, identities of residual paths... ``J`` is their sums and products, and
+    ``J.T @ dy`` equals what ``backward`` returns for that example, and afterwards each layer's
+    ``matrix()`` is its factor at ``x``.
 
     Examples
     --------
@@ -91,17 +96,7 @@ def jacobian(model, x: np.ndarray) -> sp.csr_array:
     array([[1., 0.],
            [0., 0.]])
     """
-    x = np.asarray(x)
-    modules = _modules(model)
-    h = x[None]
-    shapes = [x.shape]
-    for m in modules:
-        h = m(h)
-        shapes.append(h.shape[1:])
-    J = sp.eye_array(x.size, format="csr")
-    for m, shape in zip(modules, shapes):
-        J = m.matrix(shape, example=0) @ J
-    return sp.csr_array(J)
+    return sp.csr_array(_jacobian(_as_module(model), x))
 
 
 class ReceptiveField(NamedTuple):
@@ -144,12 +139,12 @@ def receptive_field(model, input_shape, output_index) -> ReceptiveField:
     (15,)
     """
     input_shape = tuple(input_shape)
-    modules = _modules(model)
-    linear = all(m.is_linear for m in modules)
-    M = compose(modules, input_shape, support=not linear)
-    out_shape = input_shape
-    for m in modules:
-        out_shape = tuple(m.output_shape(out_shape))
+    model = _as_module(model)
+    try:
+        M, linear = compose(model, input_shape), True
+    except NotLinearError:  # not a fixed linear map: which inputs *can* reach, with no weights
+        M, linear = compose(model, input_shape, support=True), False
+    out_shape = tuple(model.output_shape(input_shape))
     if isinstance(output_index, tuple):
         output_index = int(np.ravel_multi_index(output_index, out_shape))
     if not 0 <= output_index < M.shape[0]:
@@ -182,7 +177,7 @@ def receptive_field_size(model) -> tuple:
         k = getattr(m, "kernel_size", None)
         if k is None:
             continue
-        if getattr(m, "_transposed", False):
+        if getattr(m, "transposed", False):
             raise ValueError("receptive_field_size covers convolutions and pools, not "
                              "transposed convolutions")
         s = m.stride

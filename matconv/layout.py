@@ -8,9 +8,38 @@ gives a C-ordered copy if one is ever needed.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-__all__ = ["check_float_array", "batched_input", "to_batch_last", "from_batch_last"]
+__all__ = ["float_dtype", "check_float_array", "batched_input", "to_batch_last",
+           "from_batch_last", "columns"]
+
+_FLOATS = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+
+def float_dtype(dtype) -> np.dtype:
+    """``dtype`` as ``np.float32`` or ``np.float64``; ``TypeError`` for anything else.
+
+    Accepts numpy dtypes and scalar types, their names, and torch's ``float32``/``float64``
+    (by name, without importing torch).
+
+    >>> float_dtype("float32"), float_dtype(np.float64)
+    (dtype('float32'), dtype('float64'))
+    """
+    name = str(dtype).removeprefix("torch.") if type(dtype).__module__ == "torch" else None
+    if name in _FLOATS:
+        return _FLOATS[name]
+    if isinstance(dtype, (str, type, np.dtype)) and not isinstance(dtype, bool):
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            dt = None
+        if dt is not None and dt.name in _FLOATS and (not isinstance(dtype, str)
+                                                      or dtype in _FLOATS or dtype in "fd"):
+            return dt
+    raise TypeError(f"dtype must be np.float32 or np.float64 (or 'float32'/'float64'), got "
+                    f"{dtype!r}")
 
 
 def check_float_array(x, name: str, dtype) -> np.ndarray:
@@ -69,7 +98,7 @@ def to_batch_last(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows.T)
 
 
-_scratch = {}
+_scratch = threading.local()  # one scratch buffer per thread and dtype
 
 
 def _transpose(a: np.ndarray) -> np.ndarray:
@@ -87,14 +116,20 @@ def _transpose(a: np.ndarray) -> np.ndarray:
     if (stride // line) % 2 == 0:
         stride += line
     need = n * stride
-    buf = _scratch.get(a.dtype)
+    buffers = _scratch.__dict__
+    buf = buffers.get(a.dtype)
     if buf is None or buf.size < need:
-        buf = _scratch[a.dtype] = np.empty(need, dtype=a.dtype)
+        buf = buffers[a.dtype] = np.empty(need, dtype=a.dtype)
     padded = buf[:need].reshape(n, stride)[:, :m]
     np.copyto(padded, a)
     out = np.empty((m, n), dtype=a.dtype)
     np.copyto(out, padded.T)
     return out
+
+
+def columns(a: np.ndarray, batched: bool) -> np.ndarray:
+    """``a`` as batch-last ``(size, N)``: its examples as columns (one column if not batched)."""
+    return to_batch_last(a if batched else a[None])
 
 
 def from_batch_last(X: np.ndarray, shape) -> np.ndarray:

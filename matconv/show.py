@@ -16,6 +16,7 @@ import numpy as np
 from .geometry import ConvGeometry, as_tuple
 from .lowering import conv_structure, unfold_matrix
 from .memory import check_memory
+from .operators import Conv, Transposed
 
 __all__ = ["weight_index_matrix", "weight_names", "render_text", "symbolic", "SymbolicMatrix",
            "unfold_text"]
@@ -52,15 +53,12 @@ def weight_index_matrix(weight_shape, input_shape, stride=1, padding=0, dilation
     if geometry.weight_shape != weight_shape:
         raise ValueError(f"weight_shape {weight_shape} does not fit input_shape {input_shape} "
                          f"with groups={groups}: expected {geometry.weight_shape}")
-    s = conv_structure(geometry, input_shape[1:], output_size)
-    check_memory(s.shape[0] * s.shape[1] * 8, f"a dense {s.shape[0]} x {s.shape[1]} matrix",
+    rows = geometry.out_channels * math.prod(
+        output_size or geometry.output_size(input_shape[1:]))
+    check_memory(rows * math.prod(input_shape) * 8,
+                 f"a dense {rows} x {math.prod(input_shape)} matrix",
                  "inspect a smaller input or use conv_matrix (sparse)")
-    out = np.full(s.shape, -1, dtype=np.int64)
-    rows = np.repeat(np.arange(s.shape[0]), np.diff(s.indptr))
-    # a duplicated cell keeps its first tap: np.unique returns first occurrences
-    _, first = np.unique(rows * s.shape[1] + s.indices, return_index=True)
-    out[rows[first], s.indices[first]] = s.weight_index[first]
-    return out
+    return _dense_index(conv_structure(geometry, input_shape[1:], output_size))
 
 
 def _single(weight_shape):
@@ -123,36 +121,68 @@ def _number(v: float):
     return f if abs(float(f) - v) <= 1e-9 * max(1.0, abs(v)) else None
 
 
+def _tap_sums(structure):
+    """``{(row, col): taps}`` for the cells of ``A`` that several taps reach (their sum)."""
+    rows = np.repeat(np.arange(structure.shape[0]), np.diff(structure.indptr))
+    keys = rows * structure.shape[1] + structure.indices
+    order = np.argsort(keys, kind="stable")
+    keys, taps = keys[order], structure.weight_index[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    counts = np.diff(np.r_[starts, keys.size])
+    out = {}
+    for start, count in zip(starts[counts > 1], counts[counts > 1]):
+        r, c = divmod(int(keys[start]), structure.shape[1])
+        out[(r, c)] = tuple(int(t) for t in sorted(taps[start:start + count]))
+    return out
+
+
 class SymbolicMatrix:
     """An operator's matrix with a name or a number in every cell.
 
     Build one with :func:`symbolic`. ``str()`` gives aligned text, :meth:`to_latex` a ``bmatrix``,
-    :meth:`to_sympy` a ``sympy.Matrix`` in weight symbols (needs the ``symbolic`` extra).
+    :meth:`to_sympy` a ``sympy.Matrix`` in weight symbols (needs the ``symbolic`` extra). In
+    Jupyter it renders as LaTeX.
 
     Attributes
     ----------
     index : ndarray of int or None
-        Flat weight index per cell (``-1`` for a structural zero) for weight-carrying operators.
+        Flat weight index per cell (``-1`` for a structural zero) for weight-carrying operators;
+        a cell several taps reach holds the first of them here, and all of them in ``sums``.
+    sums : dict
+        ``{(row, col): (tap, tap, ...)}`` for cells that hold a sum of weights (padding modes
+        ``'reflect'``, ``'replicate'``, ``'circular'``, where two taps read one cell).
     values : ndarray of float or None
-        The numbers of a fixed or data-dependent map (pooling, upsampling, selection).
+        The numbers of a fixed or data-dependent map (pooling, upsampling, selection, a composed
+        stack).
+    note : str or None
+        Why numbers are shown where weights might be expected (a composed stack).
     input_shape, output_shape : tuple
         ``(C, *spatial)`` of one example on each side.
     """
 
-    def __init__(self, *, index=None, values=None, weight_shape=None, input_shape, output_shape):
+    def __init__(self, *, index=None, values=None, weight_shape=None, input_shape, output_shape,
+                 sums=None, note=None):
         self.index, self.values = index, values
         self.weight_shape = weight_shape
+        self.sums = dict(sums or {})
+        self.note = note
         self.input_shape, self.output_shape = tuple(input_shape), tuple(output_shape)
 
     @property
     def shape(self):
         return (self.index if self.index is not None else self.values).shape
 
+    def _named(self, names, join) -> np.ndarray:
+        cells = np.asarray(list(names) + ["0"], dtype=object)[self.index]
+        for (r, c), taps in self.sums.items():
+            cells[r, c] = join.join(names[t] for t in taps)
+        return cells
+
     def cells(self) -> np.ndarray:
-        """Object array of cell texts: weight names, numbers (fractions when exact) or ``0``."""
+        """Object array of cell texts: weight names (``w0+w2`` where taps meet), numbers
+        (fractions when exact) or ``0``."""
         if self.index is not None:
-            names = np.asarray(weight_names(self.weight_shape) + ["0"], dtype=object)
-            return names[self.index]
+            return self._named(weight_names(self.weight_shape), "+")
         out = np.empty(self.values.shape, dtype=object)
         for pos, v in np.ndenumerate(self.values):
             f = _number(v)
@@ -167,9 +197,9 @@ class SymbolicMatrix:
 
     def to_text(self, labels: bool = False) -> str:
         """Aligned text; with ``labels``, rows ``y(c,pos)`` and columns ``x(c,pos)``."""
-        if labels:
-            return _align(self.cells(), self.row_labels(), self.col_labels())
-        return _align(self.cells())
+        body = _align(self.cells(), self.row_labels(), self.col_labels()) if labels else \
+            _align(self.cells())
+        return f"# {self.note}\n{body}" if self.note else body
 
     __str__ = to_text
 
@@ -179,8 +209,7 @@ class SymbolicMatrix:
     def to_latex(self) -> str:
         r"""A LaTeX ``bmatrix``: ``w_{0,1}`` as on the slides, ``\frac{1}{4}`` for fractions."""
         if self.index is not None:
-            names = np.asarray(_latex_names(self.weight_shape) + ["0"], dtype=object)
-            cells = names[self.index]
+            cells = self._named(_latex_names(self.weight_shape), " + ")
         else:
             cells = np.empty(self.values.shape, dtype=object)
             for pos, v in np.ndenumerate(self.values):
@@ -191,16 +220,34 @@ class SymbolicMatrix:
         rows = [" & ".join(row) + r" \\" for row in cells]
         return "\\begin{bmatrix}\n" + "\n".join(rows) + "\n\\end{bmatrix}"
 
+    def _repr_latex_(self) -> str:
+        return "$$" + self.to_latex() + "$$"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        cells = self.cells()
+        head = f"<p><i>{html.escape(self.note)}</i></p>" if self.note else ""
+        rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row)
+                       + "</tr>" for row in cells)
+        return (f"{head}<table style='font-family:monospace;border-collapse:collapse'>"
+                f"{rows}</table>")
+
     def to_sympy(self):
         """A ``sympy.Matrix`` in weight symbols (or exact rationals for fixed maps)."""
         try:
             import sympy
         except ImportError:  # pragma: no cover - exercised only without sympy
-            raise ImportError("to_sympy needs sympy: pip install 'matconv[symbolic]'") from None
+            raise ImportError("to_sympy needs sympy: pip install sympy (or, in the matconv "
+                              "checkout, pip install '.[symbolic]')") from None
         if self.index is not None:
             symbols = [sympy.Symbol(n) for n in weight_names(self.weight_shape)] + [0]
-            return sympy.Matrix(self.index.shape[0], self.index.shape[1],
-                                lambda i, j: symbols[self.index[i, j]])
+
+            def cell(i, j):
+                taps = self.sums.get((i, j))
+                return sum(symbols[t] for t in taps) if taps else symbols[self.index[i, j]]
+
+            return sympy.Matrix(self.index.shape[0], self.index.shape[1], cell)
         return sympy.Matrix(self.values.shape[0], self.values.shape[1],
                             lambda i, j: _sympy_number(sympy, self.values[i, j]))
 
@@ -216,46 +263,71 @@ def _sympy_number(sympy, v):
     return sympy.Rational(f.numerator, f.denominator) if f is not None else sympy.Float(v)
 
 
+def _check_renderable(rows, cols):
+    if rows * cols > _DENSE_LIMIT:
+        raise ValueError(f"a {rows} x {cols} matrix is too large to render ({rows * cols} cells, "
+                         f"the limit is {_DENSE_LIMIT}); use a smaller input_shape, or "
+                         f"layer.matrix(input_shape) for the sparse matrix")
+
+
 def symbolic(layer, input_shape) -> SymbolicMatrix:
     """The matrix of ``layer`` on one example of ``input_shape``, symbolically.
 
-    Convolutions and transposed convolutions show weight names; average pooling, adaptive
-    average pooling and upsampling show their numbers; max pooling and element-wise layers show
-    the matrix of their last forward.
+    Convolutions and transposed convolutions show weight names (``w0+w2`` where two taps meet,
+    under the reflect, replicate and circular padding modes); average pooling, adaptive
+    average pooling and upsampling show their numbers; max pooling and element-wise layers the
+    matrix of their last forward; a composed stack the numbers of its product (its entries are
+    polynomials in the weights; ``note`` says so). Refuses above 250,000 cells, before building.
 
     Examples
     --------
     >>> from matconv import nn
     >>> print(symbolic(nn.Conv2d(1, 1, 3), (1, 4, 4)).to_text().splitlines()[0])
     w00 w01 w02 0   w10 w11 w12 0   w20 w21 w22 0   0   0   0   0
+    >>> print(symbolic(nn.Conv1d(1, 1, 3, padding=1, padding_mode="reflect"), (1, 4)))
+    w1    w0+w2 0     0
+    w0    w1    w2    0
+    0     w0    w1    w2
+    0     0     w0+w2 w1
     >>> print(symbolic(nn.AvgPool1d(2), (1, 4)))
     1/2 1/2 0   0
     0   0   1/2 1/2
     """
-    from .nn.conv import _ConvNd, _ConvTransposeNd
+    from .nn import Module
 
+    if not isinstance(layer, Module):
+        raise TypeError(f"layer must be a matconv Module, got {type(layer).__name__}")
+    if not isinstance(input_shape, (tuple, list)):
+        raise TypeError(f"input_shape must be a tuple (C, *spatial), got {input_shape!r}")
     input_shape = tuple(input_shape)
-    if isinstance(layer, _ConvNd):
-        g = layer.geometry
-        index = weight_index_matrix(g.weight_shape, input_shape, g.stride, g.padding,
-                                    g.dilation, g.groups, g.padding_mode)
-        out = (g.out_channels, *g.output_size(input_shape[1:]))
-        return SymbolicMatrix(index=index, weight_shape=g.weight_shape, input_shape=input_shape,
-                              output_shape=out)
-    if isinstance(layer, _ConvTransposeNd):
-        g = layer.geometry
-        spatial = layer._spatial(input_shape, layer.in_channels)
-        out = g.transpose_output_size(spatial, layer.output_padding)
-        index = weight_index_matrix(g.weight_shape, (g.in_channels, *out), g.stride, g.padding,
-                                    g.dilation, g.groups, output_size=spatial)
-        return SymbolicMatrix(index=index.T.copy(), weight_shape=g.weight_shape,
-                              input_shape=input_shape, output_shape=(g.in_channels, *out))
-    M = layer.matrix(input_shape)
-    if M.shape[0] * M.shape[1] > _DENSE_LIMIT:
-        raise ValueError(f"a {M.shape[0]} x {M.shape[1]} matrix is too large to render; "
-                         f"use a smaller input_shape")
-    return SymbolicMatrix(values=M.toarray(), input_shape=input_shape,
-                          output_shape=layer.output_shape(input_shape))
+    output_shape = tuple(layer.output_shape(input_shape))
+    _check_renderable(math.prod(output_shape), math.prod(input_shape))
+    op = layer.operator(input_shape)
+    if isinstance(op, Conv) or (isinstance(op, Transposed) and isinstance(op.op, Conv)):
+        conv = op if isinstance(op, Conv) else op.op
+        s = conv.plan.conv
+        index = _dense_index(s)
+        sums = _tap_sums(s)
+        if conv is not op:  # the transposed convolution reads A by columns
+            index, sums = index.T.copy(), {(c, r): t for (r, c), t in sums.items()}
+        return SymbolicMatrix(index=index, sums=sums, weight_shape=conv.weight.shape,
+                              input_shape=input_shape, output_shape=output_shape)
+    note = None
+    if layer.children():
+        note = ("numbers: the entries of a composed stack are polynomials in its weights; "
+                "these are their values")
+    return SymbolicMatrix(values=op.matrix().toarray(), input_shape=input_shape,
+                          output_shape=output_shape, note=note)
+
+
+def _dense_index(s) -> np.ndarray:
+    """Dense weight-index matrix of a conv structure (first tap where several meet)."""
+    out = np.full(s.shape, -1, dtype=np.int64)
+    rows = np.repeat(np.arange(s.shape[0]), np.diff(s.indptr))
+    # a duplicated cell keeps its first tap: np.unique returns first occurrences
+    _, first = np.unique(rows * s.shape[1] + s.indices, return_index=True)
+    out[rows[first], s.indices[first]] = s.weight_index[first]
+    return out
 
 
 def unfold_text(input_shape, kernel_size, stride=1, padding=0, dilation=1) -> str:

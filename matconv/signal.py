@@ -1,16 +1,17 @@
-"""``correlate`` and ``convolve`` for single-channel arrays, like ``scipy.signal``, through the lowering.
+"""``correlate`` and ``convolve`` for single-channel arrays, like ``scipy.signal``, lowered.
 
 Frameworks call cross-correlation "convolution"; here the two keep their textbook names, as in
 ``scipy.signal``: :func:`correlate` slides the kernel as it is, :func:`convolve` flips it first
-(seed 004's ``h11 = x11 w22 + x12 w21 + x21 w12 + x22 w11``). Both are a
-:class:`~matconv.operators.ConvOperator` with the padding each mode implies.
+(Prayag & Amrutha's lecture on backprop for CNNs: ``h11 = x11 w22 + x12 w21 + x21 w12 +
+x22 w11``). Both are a
+:func:`~matconv.operators.conv_plan` operator with the padding each mode implies.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .geometry import ConvGeometry
-from .operators import ConvOperator
+from .operators import conv_plan
 
 __all__ = ["correlate", "convolve"]
 
@@ -71,16 +72,16 @@ def correlate(x, kernel, mode="full"):
     else:
         padding = tuple((k - 1 - (k - 1) // 2, (k - 1) // 2) for k in kernel.shape)
     geometry = ConvGeometry(1, 1, kernel.shape, padding=padding, ndim=x.ndim)
-    op = ConvOperator(geometry, x.shape)
-    y, _ = op.forward(kernel.astype(dtype).reshape(1, 1, *kernel.shape),
-                      np.ascontiguousarray(x, dtype=dtype).reshape(-1, 1))
-    return y.reshape(op.output_size)
+    plan = conv_plan(geometry, x.shape)
+    y = plan.at(kernel.astype(dtype).reshape(1, 1, *kernel.shape)).matmat(
+        np.ascontiguousarray(x, dtype=dtype).reshape(-1, 1))
+    return y.reshape(plan.output_size)
 
 
 def convolve(x, kernel, mode="full"):
     """Textbook convolution (kernel flipped in every dimension), like ``scipy.signal.convolve``.
 
-    Seed 004's example: ``h11 = x11 w22 + x12 w21 + x21 w12 + x22 w11``.
+    Prayag & Amrutha's example: ``h11 = x11 w22 + x12 w21 + x21 w12 + x22 w11``.
 
     Examples
     --------

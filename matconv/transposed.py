@@ -1,4 +1,5 @@
-"""Transposed convolution the "less efficient" way of seed 001, for showing it equals ``A.T``.
+"""Transposed convolution the "less efficient" way of Dumoulin & Visin's convolution arithmetic
+(as retold in Kuwajima's slides), for showing it equals ``A.T``.
 
 Insert ``s - 1`` zeros between input cells (and ``output_padding`` zeros at the end), pad by
 ``d (k - 1) - p`` on each side, and cross-correlate with the kernel flipped in space and with its
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import ConvGeometry, as_tuple
-from .operators import ConvOperator
+from .operators import conv_plan
 
 __all__ = ["transposed_conv_direct"]
 
@@ -63,6 +64,6 @@ def transposed_conv_direct(x, weight, stride=1, padding=0, output_padding=0, dil
     w = weight.reshape(G, C_in // G, -1, *k).swapaxes(1, 2)
     w = w.reshape(-1, C_in // G, *k)[(slice(None), slice(None)) + (slice(None, None, -1),) * nd]
     geometry = ConvGeometry(C_in, w.shape[0], k, 1, tuple(pads), d, G)
-    op = ConvOperator(geometry, z.shape[2:])
-    Y, _ = op.forward(np.ascontiguousarray(w), z.reshape(N, -1).T.copy())
-    return Y.T.reshape(N, w.shape[0], *op.output_size)
+    plan = conv_plan(geometry, z.shape[2:])
+    Y = plan.at(np.ascontiguousarray(w)).matmat(z.reshape(N, -1).T.copy())
+    return Y.T.reshape(N, w.shape[0], *plan.output_size)

@@ -1,26 +1,40 @@
 """Layers, losses and the module protocol (``y = m(x)``, ``dx = m.backward(dy)``).
 
-Names, arguments and defaults follow ``torch.nn``; arrays are numpy ``(N, C, *spatial)``.
+Names, arguments and defaults follow ``torch.nn``; arrays are numpy ``(N, C, *spatial)``. Custom
+networks subclass :class:`Module` and write ``forward`` with layers, ``+``, ``-``, ``*``,
+slicing and :func:`cat`; calling one records the operators it applies, and its ``backward`` is
+their transpose (see :mod:`matconv.nn.tape`).
 """
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from .container import Sequential
+from .blocks import Concat, Residual, ResidualBlock, WaveNetBlock, WaveNetStack
+from .container import ModuleList, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .init import manual_seed
-from .linear import Dropout, Flatten, Linear
+from .linear import Dropout, Flatten, Identity, Linear
 from .loss import BCELoss, CrossEntropyLoss, MSELoss, NLLLoss, SquaredError
-from .module import Module, Parameter
 from .maxpool import AdaptiveMaxPool2d, ChannelMaxPool, MaxPool1d, MaxPool2d, MaxPool3d
-from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, AvgPool3d,
-                      LPPool1d, LPPool2d)
+from .module import Module, Parameter
+from .pooling import (
+                      AdaptiveAvgPool1d,
+                      AdaptiveAvgPool2d,
+                      AvgPool1d,
+                      AvgPool2d,
+                      AvgPool3d,
+                      LPPool1d,
+                      LPPool2d,
+)
+from .recorded import cat
+from .tape import ForwardRequiredError, no_grad
 from .upsample import Upsample
 
 __all__ = [
-    "Module", "Parameter", "manual_seed",
+    "Module", "Parameter", "manual_seed", "cat", "no_grad", "ForwardRequiredError",
     "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
     "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
     "LPPool1d", "LPPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
     "ChannelMaxPool", "Upsample",
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
-    "Linear", "Flatten", "Dropout", "Sequential",
+    "Linear", "Flatten", "Dropout", "Identity", "Sequential", "ModuleList",
+    "Residual", "ResidualBlock", "Concat", "WaveNetBlock", "WaveNetStack",
     "MSELoss", "SquaredError", "CrossEntropyLoss", "NLLLoss", "BCELoss",
 ]

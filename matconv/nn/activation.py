@@ -1,57 +1,77 @@
-"""Element-wise activations and softmax: each is a diagonal (or block-diagonal) Jacobian.
+"""Element-wise activations and softmax: each records its Jacobian at the input it saw.
 
-The forward keeps what the derivative needs; the backward multiplies by the Jacobian's
-transpose, which for an element-wise map is the same diagonal. ``matrix()`` of :class:`ReLU` is
-``diag(x > 0)`` of the last forward (seed 000: the gradient passes only where ``x > 0``).
+For an element-wise map the Jacobian is the diagonal ``diag(f'(x))`` (a ReLU's is
+``diag(x > 0)``: the gradient passes only where ``x > 0``); softmax and log-softmax couple the
+entries of each slice. The backward multiplies by the transpose, like every layer.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
-import scipy.sparse as sp
 from scipy.special import expit
 
-from ..layout import check_float_array
+from ..layout import check_float_array, columns
+from ..operators import Diagonal, SoftmaxJacobian
 from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"]
 
 
-class _Elementwise(Module):
-    """``y = f(x)``; ``dx = f'(x) * dy``; the Jacobian is ``diag(f'(x))``."""
+class _Pointwise(Module):
+    """Layers that see one array of any shape (the first axis is the batch when it has two or
+    more axes, or when the layer before said so)."""
 
-    def forward(self, x):
-        x = check_float_array(x, "input", x.dtype if isinstance(x, np.ndarray) else None)
-        y, deriv = self._apply(x)
-        self._saved = deriv
-        return y
+    _primitive = True
 
-    def backward(self, dy):
-        deriv = self._need_saved()
-        if np.shape(dy) != deriv.shape:
-            raise ValueError(f"grad_output must have the shape of the last forward's output "
-                             f"{deriv.shape}, got {np.shape(dy)}")
-        return dy * deriv
+    def _check(self, x):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{type(self).__name__} expects a numpy ndarray, got "
+                            f"{type(x).__name__}")
+        return check_float_array(x, "input", x.dtype if x.dtype.kind == "f" else np.float64)
+
+    def _batched(self, x) -> bool:
+        frame_node = self._input_node()
+        if frame_node is not None and frame_node.batched is not None:
+            return frame_node.batched
+        return x.ndim >= 2
+
+    def _input_node(self):
+        from .tape import current_frame
+
+        frame = current_frame()
+        return frame.inputs[0] if frame is not None and frame.module is self else None
+
+    def _record(self, op_of_columns, y, batched):
+        shape = y.shape if batched else (1, *y.shape)
+        Y = columns(y, batched)
+        return self._emit(op_of_columns, Y, shape, batched)
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def support_matrix(self, input_shape):
-        return sp.eye_array(int(np.prod(input_shape)), format="csr")
+    def operator(self, input_shape=None):
+        """The Jacobian at the last forward (data dependent)."""
+        return self._recorded_operator(input_shape)
+
+
+class _Elementwise(_Pointwise):
+    """``y = f(x)``; ``dx = f'(x) * dy``; the Jacobian is ``diag(f'(x))``."""
+
+    def forward(self, x):
+        x = self._check(x)
+        batched = self._batched(x)
+        y, deriv = self._apply(x)
+        op = Diagonal(columns(deriv, batched), fixed=False) if self._recording() else None
+        return self._record(op, y, batched)
 
     def derivative(self) -> np.ndarray:
         """``f'(x)`` at the last forward's input, shaped like it."""
-        return self._need_saved()
-
-    def matrix(self, input_shape=None, *, example=0):
-        """``diag(f'(x))`` for one example of the last forward (a sparse diagonal)."""
-        deriv = self._need_saved()
-        if input_shape is not None and tuple(input_shape) != deriv.shape[1:]:
-            raise ValueError(f"the last forward had input_shape {deriv.shape[1:]}, got "
-                             f"{tuple(input_shape)}")
-        return sp.diags_array(np.ravel(deriv[example]).astype(np.float64), format="csr")
+        rec = self._need_span("derivative").records[0]
+        return rec.inputs[0].from_columns(rec.op.d)
 
     def __repr__(self):
-        return f"{type(self).__name__}()"
+        return f"{type(self).__name__}({self.extra_repr()})"
 
 
 class ReLU(_Elementwise):
@@ -79,6 +99,11 @@ class LeakyReLU(_Elementwise):
     """
 
     def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real) \
+                or not np.isfinite(negative_slope):
+            raise TypeError(f"negative_slope must be a finite real number, got "
+                            f"{negative_slope!r}")
         self.negative_slope = float(negative_slope)
 
     def _apply(self, x):
@@ -86,8 +111,8 @@ class LeakyReLU(_Elementwise):
         deriv = (x > 0) * (1 - slope) + slope
         return x * deriv, deriv
 
-    def __repr__(self):
-        return f"LeakyReLU(negative_slope={self.negative_slope})"
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
 
 
 class Sigmoid(_Elementwise):
@@ -115,99 +140,63 @@ class Tanh(_Elementwise):
 
 
 def _check_dim(dim, ndim):
-    if not isinstance(dim, int) or not -ndim <= dim < ndim:
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not -ndim <= dim < ndim:
         raise ValueError(f"dim must be an int in [{-ndim}, {ndim}) for input with {ndim} dims, "
                          f"got {dim!r}")
-    return dim % ndim
+    return int(dim) % ndim
 
 
-class _SoftmaxBase(Module):
+class _SoftmaxBase(_Pointwise):
     """Softmax-like maps along ``dim``: every output of a slice depends on its whole slice."""
 
     def __init__(self, dim: int = -1):
-        self.dim = dim
+        super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+            raise TypeError(f"dim must be an int, got {dim!r}")
+        self.dim = int(dim)
 
     def forward(self, x):
-        x = check_float_array(x, "input", x.dtype if isinstance(x, np.ndarray) else None)
+        x = self._check(x)
         d = _check_dim(self.dim, x.ndim)
+        batched = self._batched(x)
         shifted = x - x.max(axis=d, keepdims=True)  # exp cannot overflow
-        y = self._apply(shifted, d)
-        self._saved = (y, d)
-        return y
+        y, probs = self._apply(shifted, d)
+        op = None
+        if self._recording():
+            a = probs if batched else probs[None]
+            op = SoftmaxJacobian(a, d + (0 if batched else 1), log=self._log)
+        return self._record(op, y, batched)
 
-    def __repr__(self):
-        return f"{type(self).__name__}(dim={self.dim})"
-
-    def output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def _blocks(self, input_shape):
-        """Flat index table ``(groups, size along dim)`` of one example."""
-        d = self._saved[1] if self._saved is not None else _check_dim(self.dim,
-                                                                      len(input_shape) + 1)
-        if d == 0:
-            raise ValueError(f"{type(self).__name__}(dim={self.dim}) mixes examples: it has no "
-                             f"per-example matrix")
-        idx = np.arange(int(np.prod(input_shape))).reshape(input_shape)
-        idx = np.moveaxis(idx, d - 1, -1)
-        return idx.reshape(-1, idx.shape[-1])
-
-    def support_matrix(self, input_shape):
-        idx = self._blocks(tuple(input_shape))
-        return _block_matrix(idx, np.ones((idx.shape[0], idx.shape[1], idx.shape[1])))
-
-    def matrix(self, input_shape=None, *, example=0):
-        """Jacobian at example ``example`` of the last forward (block-diagonal)."""
-        y, _ = self._need_saved()
-        idx = self._blocks(y.shape[1:])
-        return _block_matrix(idx, self._jacobian_blocks(y[example].ravel()[idx]))
-
-
-def _block_matrix(idx, blocks):
-    n = idx.size
-    rows = np.broadcast_to(idx[:, :, None], blocks.shape).ravel()
-    cols = np.broadcast_to(idx[:, None, :], blocks.shape).ravel()
-    return sp.coo_array((blocks.ravel().astype(np.float64), (rows, cols)), shape=(n, n)).tocsr()
+    def extra_repr(self):
+        return f"dim={self.dim}"
 
 
 class Softmax(_SoftmaxBase):
-    """``exp(x) / sum(exp(x))`` along ``dim`` (stable); the backward is ``a (dy - <dy, a>)``.
+    """``exp(x) / sum(exp(x))`` along ``dim`` (stable); the Jacobian is ``diag(a) - a a^T``.
 
     >>> Softmax(dim=1)(np.array([[0.0, np.log(3.0)]]))
     array([[0.25, 0.75]])
     """
 
+    _log = False
+
     @staticmethod
     def _apply(shifted, d):
         e = np.exp(shifted)
-        return e / e.sum(axis=d, keepdims=True)
-
-    def backward(self, dy):
-        a, d = self._need_saved()
-        return a * (dy - np.sum(dy * a, axis=d, keepdims=True))
-
-    @staticmethod
-    def _jacobian_blocks(a):
-        """``diag(a) - a a^T`` per slice."""
-        return a[:, :, None] * (np.eye(a.shape[1]) - a[:, None, :])
+        a = e / e.sum(axis=d, keepdims=True)
+        return a, a
 
 
 class LogSoftmax(_SoftmaxBase):
-    """``x - logsumexp(x)`` along ``dim``; the backward is ``dy - softmax(x) sum(dy)``.
+    """``x - logsumexp(x)`` along ``dim``; the Jacobian is ``I - 1 softmax(x)^T``.
 
     >>> np.exp(LogSoftmax(dim=1)(np.array([[0.0, np.log(3.0)]])))
     array([[0.25, 0.75]])
     """
 
+    _log = True
+
     @staticmethod
     def _apply(shifted, d):
-        return shifted - np.log(np.exp(shifted).sum(axis=d, keepdims=True))
-
-    def backward(self, dy):
-        y, d = self._need_saved()
-        return dy - np.exp(y) * np.sum(dy, axis=d, keepdims=True)
-
-    @staticmethod
-    def _jacobian_blocks(y):
-        """``I - 1 softmax^T`` per slice."""
-        return np.eye(y.shape[1]) - np.exp(y)[:, None, :]
+        y = shifted - np.log(np.exp(shifted).sum(axis=d, keepdims=True))
+        return y, np.exp(y)

@@ -1,20 +1,68 @@
-"""Sequential: forward in order, backward in reverse, PyTorch's state-dict keys."""
+"""Containers: :class:`Sequential` (a chain) and :class:`ModuleList` (a list to loop over in a
+custom ``forward``), with PyTorch's state-dict keys."""
 from __future__ import annotations
 
-import numpy as np
+import numbers
+
+import numpy as np  # noqa: F401  (doctests)
 
 from .module import Module
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "ModuleList"]
 
 
-class Sequential(Module):
+def _check_modules(modules, owner):
+    for i, m in enumerate(modules):
+        if not isinstance(m, Module):
+            raise TypeError(f"{owner} takes Module instances, got {type(m).__name__} at "
+                            f"position {i}")
+    return list(modules)
+
+
+class _ModuleSequence(Module):
+    """Sub-modules named ``"0"``, ``"1"``, ...: indexing, length, iteration, append."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for i, m in enumerate(_check_modules(modules, type(self).__name__)):
+            self.add_module(str(i), m)
+
+    def _items(self) -> list:
+        return [m for _, m in self.named_children()]
+
+    def __len__(self):
+        return len(self._items())
+
+    def __iter__(self):
+        return iter(self._items())
+
+    def __getitem__(self, index):
+        items = self._items()
+        if isinstance(index, slice):
+            return type(self)(*items[index]) if isinstance(self, Sequential) else \
+                type(self)(items[index])
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(f"{type(self).__name__} indices must be ints or slices, got "
+                            f"{type(index).__name__}")
+        if not -len(items) <= index < len(items):
+            raise IndexError(f"index {index} is out of range for {type(self).__name__} of "
+                             f"length {len(items)}")
+        return items[index]
+
+    def append(self, module: Module):
+        """Add a module at the end; returns ``self``."""
+        _check_modules([module], type(self).__name__)
+        self.add_module(str(len(self)), module)
+        return self
+
+
+class Sequential(_ModuleSequence):
     """A chain of modules, like ``torch.nn.Sequential``.
 
-    ``forward`` runs the modules in order; ``backward`` runs their backwards in reverse, each
-    receiving the gradient the next one returned. Parameters are named ``"0.weight"``,
-    ``"0.bias"``, ``"3.weight"``, ... so a PyTorch ``Sequential``'s state dict, converted with
-    ``.numpy()``, loads unchanged.
+    ``forward`` runs the modules in order; ``backward`` (every module's) applies the recorded
+    operators' transposes in reverse. Parameters are named ``"0.weight"``, ``"0.bias"``,
+    ``"3.weight"``, ... so a PyTorch ``Sequential``'s state dict loads unchanged (tensors or
+    ``.numpy()`` arrays). A module may appear more than once (its gradients accumulate).
 
     Examples
     --------
@@ -30,114 +78,42 @@ class Sequential(Module):
     """
 
     def __init__(self, *modules):
-        for i, m in enumerate(modules):
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential takes Module instances, got {type(m).__name__} at "
-                                f"position {i}")
-        self._modules = list(modules)
-        self._shapes = None
+        super().__init__(modules)
+
+    _shapes = None
 
     def forward(self, x):
         shapes = []
-        for m in self._modules:
+        for m in self:
             x = m(x)
-            shapes.append(np.shape(x))
+            shapes.append(getattr(x, "shape", None))
         self._shapes = shapes
         return x
 
-    def backward(self, dy):
-        for m in reversed(self._modules):
-            dy = m.backward(dy)
-        return dy
+    def __repr__(self):
+        lines = ["Sequential("]
+        for i, m in enumerate(self):
+            shape = f"  -> {tuple(self._shapes[i])}" if self._shapes and i < len(
+                self._shapes) and self._shapes[i] is not None else ""
+            lines.append(f"  ({i}): " + repr(m).replace("\n", "\n  ") + shape)
+        return "\n".join(lines + [")"])
 
-    # ---- container protocol
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return Sequential(*self._modules[index])
-        return self._modules[index]
-
-    def append(self, module: Module) -> "Sequential":
-        """Add a module at the end; returns ``self``."""
-        if not isinstance(module, Module):
-            raise TypeError(f"Sequential takes Module instances, got {type(module).__name__}")
-        self._modules.append(module)
-        return self
-
-    # ---- parameters and modes
-    def named_parameters(self, prefix: str = ""):
-        for i, m in enumerate(self._modules):
-            yield from m.named_parameters(f"{prefix}{i}.")
-
-    def train(self, mode: bool = True) -> "Sequential":
-        self.training = bool(mode)
-        for m in self._modules:
-            m.train(mode)
-        return self
-
-    def state_dict(self) -> dict:
-        """``{name: copy of the parameter's data}`` in PyTorch's key names and order."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
-
-    def load_state_dict(self, state: dict, strict: bool = True) -> None:
-        """Copy arrays into the parameters (cast to each parameter's dtype).
-
-        With ``strict=True`` the keys must match exactly; shapes must always match.
-        """
-        params = dict(self.named_parameters())
-        missing = [k for k in params if k not in state]
-        unexpected = [k for k in state if k not in params]
-        if strict and (missing or unexpected):
-            raise KeyError(f"state dict does not match the model: missing keys {missing}, "
-                           f"unexpected keys {unexpected}")
-        for name, value in state.items():
-            if name not in params:
-                continue
-            value = np.asarray(value)
-            if value.shape != params[name].shape:
-                raise ValueError(f"shape mismatch for {name!r}: the model has "
-                                 f"{params[name].shape}, the state dict {value.shape}")
-        for name, value in state.items():
-            if name in params:
-                params[name].data[...] = np.asarray(value, dtype=params[name].dtype)
-
-    # ---- the stack as matrices
     def output_shape(self, input_shape):
         shape = tuple(input_shape)
-        for m in self._modules:
+        for m in self:
             shape = tuple(m.output_shape(shape))
         return shape
 
-    @property
-    def is_linear(self):
-        return all(m.is_linear for m in self._modules)
 
-    def matrix(self, input_shape, *, example=0):
-        """The product of the modules' matrices (linear stacks; see :func:`matconv.compose`)."""
-        from ..compose import compose
+class ModuleList(_ModuleSequence):
+    """A list of modules whose parameters are registered, like ``torch.nn.ModuleList``.
 
-        return compose(self, input_shape)
+    >>> from matconv import nn
+    >>> layers = nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2)])
+    >>> len(layers), len(layers.parameters())
+    (2, 4)
+    """
 
-    def support_matrix(self, input_shape):
-        from ..compose import compose
-
-        return compose(self, input_shape, support=True)
-
-    def jacobian(self, x):
-        """The Jacobian at one example ``x`` of shape ``(C, *spatial)``, as a sparse product of
-        every module's matrix (see :func:`matconv.jacobian`)."""
-        from ..compose import jacobian
-
-        return jacobian(self, x)
-
-    def __repr__(self):
-        lines = ["Sequential("]
-        for i, m in enumerate(self._modules):
-            shape = f"  -> {tuple(self._shapes[i])}" if self._shapes else ""
-            lines.append(f"  ({i}): {m!r}{shape}")
-        return "\n".join(lines + [")"])
+    def forward(self, *args):
+        raise NotImplementedError("ModuleList has no forward: loop over it in your module's "
+                                  "forward")

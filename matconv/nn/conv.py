@@ -1,19 +1,18 @@
 """Convolution and transposed convolution layers with PyTorch's signatures and semantics.
 
-A ``Conv*d`` layer owns its parameters and one :class:`~matconv.operators.ConvOperator` per input
-size. Its forward is the operator's ``forward`` (``A x``), its backward the operator's transpose
-(``A.T dy``). A ``ConvTranspose*d`` layer owns the *matching convolution* (the one whose input is
-the transposed layer's output) and swaps the roles: forward ``A.T x``, backward ``A dy``.
+A ``Conv*d`` layer owns its parameters and geometry; its forward applies the operator
+``A = conv_plan(geometry, size).at(weight)`` and records it, so its backward is ``A.T``. A
+``ConvTranspose*d`` layer owns the *matching convolution* (the one whose input is the transposed
+layer's output) and applies ``A.T``; its backward is ``(A.T).T = A``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import ConvGeometry, as_tuple
-from ..layout import (batched_input, check_float_array, from_batch_last, spatial_names,
-                      to_batch_last)
-from ..operators import LOWERINGS, ConvOperator
-from .init import check_dtype, uniform_fan_in
+from ..geometry import ConvGeometry, as_tuple, check_output_padding
+from ..layout import batched_input, float_dtype, spatial_names, to_batch_last
+from ..operators import LOWERINGS, conv_plan
+from .init import uniform_fan_in
 from .module import Module, Parameter
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
@@ -44,30 +43,21 @@ def choose_lowering(lowering: str, geometry: ConvGeometry) -> str:
 
 
 class _LoweredLayer(Module):
-    """Shared machinery: parameters, input checks, one operator per spatial size."""
+    """Shared machinery: parameters, input checks, the plan of each input size."""
 
     _ndim = 2
-    _max_operators = 4
+    _primitive = True
+    transposed = False
 
     def _init_parameters(self, geometry, bias, dtype, rng, fan_in):
+        dtype = float_dtype(dtype)
         self.weight = Parameter(uniform_fan_in(geometry.weight_shape, fan_in, dtype, rng))
-        n_out = geometry.in_channels if self._transposed else geometry.out_channels
+        n_out = geometry.in_channels if self.transposed else geometry.out_channels
         self.bias = Parameter(uniform_fan_in((n_out,), fan_in, dtype, rng)) if bias else None
-        self._operators = {}
 
     @property
     def dtype(self) -> np.dtype:
         return self.weight.data.dtype
-
-    def _operator(self, input_size, output_size=None) -> ConvOperator:
-        key = (input_size, output_size)
-        op = self._operators.get(key)
-        if op is None:
-            if len(self._operators) >= self._max_operators:
-                self._operators.pop(next(iter(self._operators)))
-            op = self._operators[key] = ConvOperator(self.geometry, input_size, output_size,
-                                                     self.lowering)
-        return op
 
     def _check_input(self, x, channels, name="input"):
         """``x`` as a float array of the layer's dtype with a batch axis; also ``batched``."""
@@ -75,20 +65,13 @@ class _LoweredLayer(Module):
 
     def _weight(self) -> np.ndarray:
         w = self.weight.data
+        if not isinstance(w, np.ndarray) or w.dtype.kind != "f":
+            raise TypeError(f"weight.data must be a real floating-point ndarray, got "
+                            f"{getattr(w, 'dtype', type(w).__name__)}")
         if w.shape != self.geometry.weight_shape:
             raise ValueError(f"weight.data has shape {w.shape}, expected "
                              f"{self.geometry.weight_shape}")
         return w if w.dtype == self.dtype else w.astype(self.dtype)
-
-    def _check_grad(self, dy, shape, batched):
-        dy = check_float_array(dy, "grad_output", self.dtype)
-        if not batched:
-            dy = dy[None]
-        if dy.shape != shape:
-            raise ValueError(f"grad_output must have the shape of the last forward's output "
-                             f"{shape if batched else shape[1:]}, got "
-                             f"{dy.shape if batched else dy.shape[1:]}")
-        return dy
 
     def _add_bias(self, Y, channels):
         if self.bias is not None:
@@ -110,13 +93,12 @@ class _LoweredLayer(Module):
 
     def extra_repr(self) -> str:
         g = self.geometry
-        cin, cout = ((g.out_channels, g.in_channels) if self._transposed
-                     else (g.in_channels, g.out_channels))
-        s = f"{cin}, {cout}, kernel_size={g.kernel_size}, stride={g.stride}"
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={g.kernel_size}, " \
+            f"stride={g.stride}"
         if any(p != (0, 0) for p in g.padding):
             pad = g.padding
             s += f", padding={tuple(a for a, _ in pad) if all(a == b for a, b in pad) else pad}"
-        if self._transposed and any(self.output_padding):
+        if self.transposed and any(self.output_padding):
             s += f", output_padding={self.output_padding}"
         if any(d != 1 for d in g.dilation):
             s += f", dilation={g.dilation}"
@@ -128,26 +110,6 @@ class _LoweredLayer(Module):
             s += f", padding_mode={g.padding_mode!r}"
         return s + f", lowering={self.lowering!r}, dtype={self.dtype.name}"
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.extra_repr()})"
-
-
-class _ConvNd(_LoweredLayer):
-    _transposed = False
-    is_linear = True
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", *, lowering="auto",
-                 dtype=np.float32, rng=None):
-        self.geometry = ConvGeometry(in_channels, out_channels, kernel_size, stride, padding,
-                                     dilation, groups, padding_mode, ndim=self._ndim)
-        self.lowering = choose_lowering(lowering, self.geometry)
-        g = self.geometry
-        self._init_parameters(g, bias, check_dtype(dtype), rng,
-                              fan_in=g.in_channels // g.groups * g.kernel_numel)
-
-    in_channels = property(lambda self: self.geometry.in_channels)
-    out_channels = property(lambda self: self.geometry.out_channels)
     kernel_size = property(lambda self: self.geometry.kernel_size)
     stride = property(lambda self: self.geometry.stride)
     padding = property(lambda self: self.geometry.padding)
@@ -155,104 +117,99 @@ class _ConvNd(_LoweredLayer):
     groups = property(lambda self: self.geometry.groups)
     padding_mode = property(lambda self: self.geometry.padding_mode)
 
+
+class _ConvNd(_LoweredLayer):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", *, lowering="auto",
+                 dtype=np.float32, rng=None):
+        super().__init__()
+        self.geometry = ConvGeometry(in_channels, out_channels, kernel_size, stride, padding,
+                                     dilation, groups, padding_mode, ndim=self._ndim)
+        self.lowering = choose_lowering(lowering, self.geometry)
+        g = self.geometry
+        self._init_parameters(g, bias, dtype, rng,
+                              fan_in=g.in_channels // g.groups * g.kernel_numel)
+
+    in_channels = property(lambda self: self.geometry.in_channels)
+    out_channels = property(lambda self: self.geometry.out_channels)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``y = A x + b`` for a batch ``x`` of shape ``(N, C_in, *spatial)`` (or one example)."""
         x, batched = self._check_input(x, self.in_channels)
-        op = self._operator(self.geometry.check_input_size(x.shape[2:]))
-        X = to_batch_last(x)
-        Y, saved = op.forward(self._weight(), X)
+        plan = conv_plan(self.geometry, self.geometry.check_input_size(x.shape[2:]),
+                         lowering=self.lowering)
+        op = plan.at(self._weight())
+        keep = self._recording()
+        Y, saved = op.apply(to_batch_last(x), keep=keep)
         self._add_bias(Y, self.out_channels)
-        out_shape = (x.shape[0], self.out_channels, *op.output_size)
-        self._saved = (op, saved, x.shape, out_shape, batched)
-        y = from_batch_last(Y, out_shape)
-        return y if batched else y[0]
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        """``dx = A.T dy``; adds ``dW = dY (S X).T`` and ``db = sum dY`` to the gradients."""
-        op, saved, in_shape, out_shape, batched = self._need_saved()
-        dY = to_batch_last(self._check_grad(dy, out_shape, batched))
-        self.weight.grad += op.backward_weight(saved, dY)
-        self._bias_grad(dY, self.out_channels)
-        dx = from_batch_last(op.backward_input(self._weight(), dY), in_shape)
-        return dx if batched else dx[0]
+        def grads(dY):  # dW = dY (S X).T, db = sum dY
+            self.weight.grad += op.weight_grad(saved, dY)
+            self._bias_grad(dY, self.out_channels)
 
-    def matrix(self, input_shape, *, example=0):
-        """The layer's linear map (no bias) for one example of shape ``(C_in, *spatial)``.
+        return self._emit(op, Y, (x.shape[0], self.out_channels, *plan.output_size), batched,
+                          grads, lambda: op.release(saved))
 
-        Returns
-        -------
-        scipy.sparse.csr_array of shape (C_out*prod(out), C_in*prod(spatial))
-        """
+    def operator(self, input_shape=None):
+        """``A`` for one example of shape ``(C_in, *spatial)`` (no bias)."""
         size = self.geometry.check_input_size(self._spatial(input_shape, self.in_channels))
-        return self._operator(size).matrix(self._weight())
+        return conv_plan(self.geometry, size, lowering=self.lowering).at(self._weight())
 
     def output_shape(self, input_shape):
         size = self._spatial(input_shape, self.in_channels)
         return (self.out_channels, *self.geometry.output_size(size))
 
-    def linear_operator(self, input_shape):
-        """The layer's linear map as a ``scipy.sparse.linalg.LinearOperator`` (no bias).
-
-        ``matvec`` is the forward and ``rmatvec`` the backward of the layer's own lowering,
-        so with ``lowering='im2col'`` no matrix of the whole operator is ever built.
-        """
-        size = self.geometry.check_input_size(self._spatial(input_shape, self.in_channels))
-        op = self._operator(size)
-        return _as_linear_operator(op.forward, op.backward_input, op.shape, self._weight())
-
 
 class _ConvTransposeNd(_LoweredLayer):
-    _transposed = True
-    is_linear = True
+    transposed = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros", *,
                  lowering="auto", dtype=np.float32, rng=None):
+        super().__init__()
         if padding_mode != "zeros":
             raise ValueError(f"padding_mode must be 'zeros' for {type(self).__name__} (like "
                              f"PyTorch), got {padding_mode!r}")
         if isinstance(padding, str):
             raise ValueError(f"padding must be an int or a tuple for {type(self).__name__} (like "
                              f"PyTorch), got {padding!r}")
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            as_tuple(value, 1, name)  # named as the user passed them (the geometry swaps them)
         # the matching convolution maps this layer's output back to its input
         self.geometry = ConvGeometry(out_channels, in_channels, kernel_size, stride, padding,
                                      dilation, groups, ndim=self._ndim)
         g = self.geometry
-        self.output_padding = as_tuple(output_padding, self._ndim, "output_padding", minimum=0)
-        for a, s, d in zip(self.output_padding, g.stride, g.dilation):
-            if a >= max(s, d):
-                raise ValueError(f"output_padding must be smaller than max(stride, dilation) in "
-                                 f"every dimension, got output_padding={self.output_padding} "
-                                 f"with stride={g.stride}, dilation={g.dilation}")
+        self.output_padding = check_output_padding(
+            as_tuple(output_padding, self._ndim, "output_padding", minimum=0), g.stride,
+            g.dilation)
         self.lowering = choose_lowering(lowering, g.transposed())
-        self._init_parameters(g, bias, check_dtype(dtype), rng,
+        self._init_parameters(g, bias, dtype, rng,
                               fan_in=g.in_channels // g.groups * g.kernel_numel)
 
     in_channels = property(lambda self: self.geometry.out_channels)
     out_channels = property(lambda self: self.geometry.in_channels)
-    kernel_size = property(lambda self: self.geometry.kernel_size)
-    stride = property(lambda self: self.geometry.stride)
-    padding = property(lambda self: self.geometry.padding)
-    dilation = property(lambda self: self.geometry.dilation)
-    groups = property(lambda self: self.geometry.groups)
 
-    def _output_padding(self, input_size, output_size):
-        """PyTorch's rule: ``output_size`` picks the output padding in ``[0, stride)``."""
+    def _sizes(self, input_size, output_size):
+        """``(output padding, output spatial size)``; PyTorch's rule: ``output_size`` picks the
+        output padding in ``[0, stride)``."""
         if output_size is None:
-            return self.output_padding
-        size = tuple(output_size)[-self._ndim:] if len(tuple(output_size)) >= self._ndim else ()
-        smallest = self.geometry.transpose_output_size(input_size, 0)
-        if len(size) != self._ndim or any(
-                not (lo <= o < lo + s) for o, lo, s in zip(size, smallest, self.stride)):
-            largest = tuple(lo + s - 1 for lo, s in zip(smallest, self.stride))
-            raise ValueError(f"output_size must be {self._ndim} spatial sizes between {smallest} "
-                             f"and {largest} for input size {input_size}, got {output_size!r}")
-        return tuple(o - lo for o, lo in zip(size, smallest))
+            extra = self.output_padding
+        else:
+            size = tuple(output_size)[-self._ndim:] if isinstance(output_size, (tuple, list)) \
+                and len(output_size) >= self._ndim else ()
+            smallest = self.geometry.transpose_output_size(input_size, 0)
+            if len(size) != self._ndim or any(
+                    not (lo <= o < lo + s) for o, lo, s in zip(size, smallest, self.stride)):
+                largest = tuple(lo + s - 1 for lo, s in zip(smallest, self.stride))
+                raise ValueError(f"output_size must be {self._ndim} spatial sizes between "
+                                 f"{smallest} and {largest} for input size {input_size}, got "
+                                 f"{output_size!r}")
+            extra = tuple(o - lo for o, lo in zip(size, smallest))
+        return self.geometry.transpose_output_size(input_size, extra)
 
-    def _operator_for(self, input_size, output_size=None):
-        extra = self._output_padding(input_size, output_size)
-        size = self.geometry.transpose_output_size(input_size, extra)
-        return self._operator(size, input_size)
+    def _plan(self, input_size, output_size=None):
+        size = self._sizes(input_size, output_size)
+        return conv_plan(self.geometry, size, input_size, self.lowering)
 
     def forward(self, x: np.ndarray, output_size=None) -> np.ndarray:
         """``y = A.T x + b``, ``A`` the matching convolution's matrix.
@@ -261,68 +218,38 @@ class _ConvTransposeNd(_LoweredLayer):
         map back to ``x``'s size, exactly like PyTorch.
         """
         x, batched = self._check_input(x, self.in_channels)
-        op = self._operator_for(x.shape[2:], output_size)
+        plan = self._plan(tuple(x.shape[2:]), output_size)
+        op = plan.at(self._weight())
         X = to_batch_last(x)
-        Y = op.backward_input(self._weight(), X)
+        Y = op.T.matmat(X)
         self._add_bias(Y, self.out_channels)
-        out_shape = (x.shape[0], self.out_channels, *op.input_size)
-        self._saved = (op, X, x.shape, out_shape, batched)
-        y = from_batch_last(Y, out_shape)
-        return y if batched else y[0]
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        """``dx = A dy`` (the convolution's forward); adds ``dW = X (S dY).T`` and ``db``."""
-        op, X, in_shape, out_shape, batched = self._need_saved()
-        dY = to_batch_last(self._check_grad(dy, out_shape, batched))
-        dX, saved = op.forward(self._weight(), dY)
-        self.weight.grad += op.backward_weight(saved, X)
-        self._bias_grad(dY, self.out_channels)
-        dx = from_batch_last(dX, in_shape)
-        return dx if batched else dx[0]
+        def grads(dY):  # the conv's weight gradient with the roles of input and output swapped
+            self.weight.grad += op.input_weight_grad(dY, X)
+            self._bias_grad(dY, self.out_channels)
 
-    def matrix(self, input_shape, output_size=None, *, example=0):
-        """The layer's linear map (no bias) for one example of shape ``(C_in, *spatial)``.
+        return self._emit(op.T, Y, (x.shape[0], self.out_channels, *plan.input_size), batched,
+                          grads)
 
-        It is the transpose of the matching convolution's matrix, without the columns of
-        output positions beyond this layer's input when ``output_padding >= stride``.
-        """
-        op = self._operator_for(self._spatial(input_shape, self.in_channels), output_size)
-        return op.matrix(self._weight()).T.tocsr()
+    def operator(self, input_shape=None, output_size=None):
+        """``A.T`` for one example of shape ``(C_in, *spatial)`` (no bias): the transpose of the
+        matching convolution's matrix, without the columns of output positions beyond this
+        layer's input when ``output_padding >= stride``."""
+        size = self._spatial(input_shape, self.in_channels)
+        return self._plan(size, output_size).at(self._weight()).T
+
+    def matrix(self, input_shape=None, output_size=None, *, example=None):
+        return self.operator(input_shape, output_size).matrix(example)
+
+    def linear_operator(self, input_shape=None, output_size=None, *, example=None):
+        return self.operator(input_shape, output_size).linear_operator(example)
 
     def output_shape(self, input_shape, output_size=None):
         spatial = self._spatial(input_shape, self.in_channels)
-        return (self.out_channels, *self._operator_for(spatial, output_size).input_size)
-
-    def linear_operator(self, input_shape, output_size=None):
-        """The layer's linear map ``A.T`` as a ``LinearOperator``: ``matvec`` is ``A.T x``."""
-        op = self._operator_for(self._spatial(input_shape, self.in_channels), output_size)
-
-        def forward(weight, X):
-            return op.backward_input(weight, X), None
-
-        def backward(weight, dY):
-            return op.forward(weight, dY)[0]
-
-        return _as_linear_operator(forward, backward, op.shape[::-1], self._weight())
+        return (self.out_channels, *self._sizes(spatial, output_size))
 
 
-def _as_linear_operator(forward, backward, shape, weight):
-    """Wrap batch-last products in scipy's ``LinearOperator`` (columns are examples)."""
-    from scipy.sparse.linalg import LinearOperator
-
-    def matmat(X):
-        return forward(weight, np.ascontiguousarray(X, dtype=weight.dtype))[0]
-
-    def rmatmat(Y):
-        return backward(weight, np.ascontiguousarray(Y, dtype=weight.dtype))
-
-    return LinearOperator(shape, dtype=weight.dtype,
-                          matvec=lambda x: matmat(np.reshape(x, (-1, 1))).ravel(),
-                          rmatvec=lambda y: rmatmat(np.reshape(y, (-1, 1))).ravel(),
-                          matmat=matmat, rmatmat=rmatmat)
-
-
-_CONV_DOC = """{n}-D convolution (cross-correlation, like ``torch.nn.Conv{n}d``) lowered to a matrix.
+_CONV_DOC = """{n}-D convolution (cross-correlation, like ``torch.nn.Conv{n}d``) as a matrix.
 
 Parameters
 ----------
@@ -369,7 +296,7 @@ True
 True
 """
 
-_TRANSPOSE_DOC = """{n}-D transposed convolution (like ``torch.nn.ConvTranspose{n}d``): ``y = A.T x``.
+_TRANSPOSE_DOC = """{n}-D transposed convolution, like ``torch.nn.ConvTranspose{n}d``: ``A.T x``.
 
 ``A`` is the matrix of the matching convolution, which maps this layer's output back to its input
 with the same ``kernel_size``, ``stride``, ``padding``, ``dilation`` and ``groups``. The output

@@ -86,6 +86,8 @@ def _check_reduction(reduction) -> str:
 class _Loss(Module):
     """Shared parts: the ``reduction`` argument and its scale factor."""
 
+    _records = False  # a criterion ends the chain: its backward takes no gradient
+
     def __init__(self, reduction: str = "mean"):
         self.reduction = _check_reduction(reduction)
 
@@ -159,6 +161,8 @@ class SquaredError(Module):
     >>> criterion.backward()
     array([1., 2.])
     """
+
+    _records = False
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
         pred = _check_pred(pred)

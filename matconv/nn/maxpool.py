@@ -1,99 +1,43 @@
-"""Max pooling: the forward gathers every window and keeps the winner, building the selection
+"""Max pooling: the forward gathers every window and keeps the winner, recording the selection
 matrix ``P`` of this input; the backward applies ``P.T``. Windows come from the conv lowering
 (:class:`MaxPool2d`), from PyTorch's adaptive bins (:class:`AdaptiveMaxPool2d`) or run across
 channels (:class:`ChannelMaxPool`, maxout)."""
 from __future__ import annotations
 
-import functools
-import math
-
 import numpy as np
 
 from ..geometry import as_tuple
-from ..layout import batched_input, from_batch_last, to_batch_last
-from ..lowering import unfold_from_window, unfold_structure
-from ..operators import MaxOperator
-from ..windows import adaptive_bins, combine_tables
+from ..layout import batched_input, to_batch_last
+from ..operators import adaptive_max_plan, channel_max_plan, max_pool_plan
 from .pool_base import Pool, WindowPool, adaptive_size, resolve_adaptive
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool2d", "ChannelMaxPool"]
 
 
 class _MaxPool(Pool):
-    """Forward: maxima and winners; backward: ``P.T dy``; ``matrix()``: ``P`` of one example."""
+    """Forward: maxima and the selection ``P``; backward: ``P.T dy``; ``matrix()``: ``P``."""
 
-    def _max_operator(self, channels, input_size) -> MaxOperator:  # pragma: no cover
+    def _plan(self, channels, input_size):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def forward(self, x):
         x, batched = self._input(x)
-        N, C = x.shape[:2]
-        op = self._max_operator(C, x.shape[2:])
-        Y, winners = op.forward(to_batch_last(x))
-        out_shape = (N, *op.out_shape)
-        self._saved = (op, winners, x.shape, out_shape, batched)
-        return self._finish(Y, out_shape, batched)
+        plan = self._plan(x.shape[1], tuple(x.shape[2:]))
+        Y, P = plan.apply(to_batch_last(x))
+        return self._emit(P, Y, (x.shape[0], *plan.out_shape), batched)
 
-    def backward(self, dy):
-        op, winners, in_shape, out_shape, batched = self._need_saved()
-        dX = op.backward(winners, self._grad(dy, out_shape, batched), math.prod(in_shape[1:]))
-        dx = from_batch_last(dX, in_shape)
-        return dx if batched else dx[0]
-
-    def output_shape(self, input_shape):
-        input_shape = tuple(input_shape)
-        return self._max_operator(input_shape[0], input_shape[1:]).out_shape
-
-    def support_matrix(self, input_shape):
-        """Every window cell, ``1`` where it could win: the data-independent pattern."""
-        input_shape = tuple(input_shape)
-        return self._max_operator(input_shape[0], input_shape[1:]).window_pattern()
-
-    def matrix(self, input_shape=None, *, example=0):
-        """The selection matrix ``P`` of the last forward for one example (data dependent).
-
-        Row ``(c, position)`` holds a single 1 at the input cell that won its window.
-        """
-        op, winners, in_shape, out_shape, _ = self._need_saved()
-        if input_shape is not None and tuple(input_shape) != tuple(in_shape[1:]):
-            raise ValueError(f"the last forward had input_shape {in_shape[1:]}, got "
-                             f"{tuple(input_shape)}")
-        N = in_shape[0]
-        if not 0 <= example < N:
-            raise ValueError(f"example must be in [0, {N}) (the last batch), got {example}")
-        mine = winners.reshape(-1, N)[:, example] // N
-        return op.selection_matrix(mine, math.prod(in_shape[1:]))
-
-
-class _MaxOp(MaxOperator):
-    """A :class:`MaxOperator` that knows its output shape ``(C, *spatial)``."""
-
-    def __init__(self, unfold, channels, out_shape):
-        super().__init__(unfold, channels)
-        self.out_shape = out_shape
-
-
-@functools.lru_cache(maxsize=32)
-def _window_unfold(geometry, input_size):
-    return unfold_structure(geometry, input_size)
+    def operator(self, input_shape=None):
+        """The selection matrix ``P`` of the last forward (data dependent): row
+        ``(c, position)`` holds a single 1 at the input cell that won its window."""
+        return self._recorded_operator(input_shape)
 
 
 class _MaxPoolNd(WindowPool, _MaxPool):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode)
-        self._ops = {}
 
-    def _max_operator(self, channels, input_size):
-        key = (channels, tuple(input_size))
-        if key not in self._ops:
-            g = self.geometry(channels, input_size)
-            unfold = _window_unfold(g, tuple(input_size))
-            self._ops = {key: _MaxOp(unfold, channels, (channels, *unfold.output_size))}
-        return self._ops[key]
-
-    def _extra_repr(self):
-        s = f", dilation={self.dilation}" if any(d != 1 for d in self.dilation) else ""
-        return s + super()._extra_repr()
+    def _plan(self, channels, input_size):
+        return max_pool_plan(self.pool, channels, input_size)
 
 
 class AdaptiveMaxPool2d(_MaxPool):
@@ -111,26 +55,24 @@ class AdaptiveMaxPool2d(_MaxPool):
     """
 
     def __init__(self, output_size):
+        super().__init__()
         self.output_size = adaptive_size(output_size, self._ndim)
-        self._ops = {}
 
-    def _max_operator(self, channels, input_size):
-        out = resolve_adaptive(self.output_size, input_size)
-        key = (channels, tuple(input_size), out)
-        if key not in self._ops:
-            tables = [adaptive_bins(n, o)[0] for n, o in zip(input_size, out)]
-            window, _ = combine_tables(tables, input_size)
-            unfold = unfold_from_window(window, channels, input_size, out)
-            self._ops = {key: _MaxOp(unfold, channels, (channels, *out))}
-        return self._ops[key]
+    def _plan(self, channels, input_size):
+        return adaptive_max_plan(channels, input_size,
+                                 resolve_adaptive(self.output_size, input_size))
 
-    def __repr__(self):
-        return f"AdaptiveMaxPool2d(output_size={self.output_size})"
+    def output_shape(self, input_shape):
+        shape = self._example_shape(input_shape)
+        return (shape[0], *resolve_adaptive(self.output_size, shape[1:]))
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
 
 
 class ChannelMaxPool(_MaxPool):
-    """Max across consecutive groups of ``group_size`` channels (maxout, seed 003's "max over
-    kernels"); the gradient goes to the winning channel.
+    """Max across consecutive groups of ``group_size`` channels (maxout, "max over kernels" in
+    the decision blog's conv net); the gradient goes to the winning channel.
 
     Input ``(N, C, *spatial)`` with ``C`` divisible by ``group_size``; output
     ``(N, C // group_size, *spatial)``. Works for 1 to 3 spatial dims.
@@ -144,37 +86,38 @@ class ChannelMaxPool(_MaxPool):
             [[4., 9.]]]])
     """
 
+    _ndim = None
+
     def __init__(self, group_size: int):
+        super().__init__()
         self.group_size = as_tuple(group_size, 1, "group_size")[0]
-        self._ops = {}
 
     def _input(self, x):
-        if not isinstance(x, np.ndarray) or x.ndim < 3:
+        if not isinstance(x, np.ndarray) or not 3 <= x.ndim <= 5:
             raise ValueError(f"ChannelMaxPool expects input of shape (N, C, *spatial) with 1 to "
                              f"3 spatial dims, got {getattr(x, 'shape', type(x).__name__)}")
-        self._ndim = x.ndim - 2
-        x, batched = batched_input(x, self._ndim, "ChannelMaxPool")
-        if x.shape[1] % self.group_size:
-            raise ValueError(f"ChannelMaxPool needs channels divisible by group_size="
-                             f"{self.group_size}, got {x.shape[1]} channels")
+        x, _ = batched_input(x, x.ndim - 2, "ChannelMaxPool")
+        self._check_channels(x.shape[1])
         return x, True
 
-    def _max_operator(self, channels, input_size):
-        key = (channels, tuple(input_size))
-        if key not in self._ops:
-            n = math.prod(input_size)
-            groups = channels // self.group_size
-            # one "channel" of size C*n; output (g, pos) reads taps (g*group_size + j, pos)
-            taps = np.arange(self.group_size)[:, None, None] * n
-            start = (np.arange(groups) * self.group_size * n)[None, :, None]
-            window = (taps + start + np.arange(n)[None, None, :]).reshape(self.group_size, -1)
-            unfold = unfold_from_window(window, 1, (channels * n,), (groups * n,))
-            self._ops = {key: _MaxOp(unfold, 1, (groups, *input_size))}
-        return self._ops[key]
+    def _check_channels(self, channels):
+        if channels % self.group_size:
+            raise ValueError(f"ChannelMaxPool needs channels divisible by group_size="
+                             f"{self.group_size}, got {channels} channels")
 
-    def __repr__(self):
-        return f"ChannelMaxPool(group_size={self.group_size})"
+    def _plan(self, channels, input_size):
+        self._check_channels(channels)
+        return channel_max_plan(self.group_size, channels, input_size)
 
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        if len(shape) < 2:
+            raise ValueError(f"input_shape must be (C, *spatial), got {input_shape!r}")
+        self._check_channels(shape[0])
+        return (shape[0] // self.group_size, *shape[1:])
+
+    def extra_repr(self):
+        return f"group_size={self.group_size}"
 
 
 _MAX_DOC = """{n}-D max pooling, like ``torch.nn.MaxPool{n}d``.

@@ -1,36 +1,19 @@
 """Upsampling as a fixed sparse matrix, so resize-convolution is a product of two matrices."""
 from __future__ import annotations
 
-import functools
 import math
+import numbers
 
 import numpy as np
 
+from ..geometry import resize_output_size
 from ..layout import batched_input
-from ..lowering import window_matrix
-from ..operators import FixedOperator
-from ..windows import combine_tables, linear_table, nearest_table
+from ..operators import upsample_operator
 from .pool_base import FixedPool
 
 __all__ = ["Upsample"]
 
 _MODE_DIMS = {"linear": 1, "bilinear": 2, "trilinear": 3}
-
-
-@functools.lru_cache(maxsize=32)
-def _upsample_operator(mode, channels, input_size, output_size, align_corners, scales, dtype):
-    tables, weights = [], []
-    for n, o, s in zip(input_size, output_size, scales):
-        if mode == "nearest":
-            tables.append(nearest_table(n, o, s))
-            weights.append(np.ones(tables[-1].shape, dtype=dtype))
-        else:
-            index, weight = linear_table(n, o, align_corners, s, dtype.type)
-            tables.append(index)
-            weights.append(weight)
-    index, weight = combine_tables(tables, input_size, weights)
-    M = window_matrix(index, weight.astype(dtype), channels, math.prod(input_size))
-    return FixedOperator(M), output_size
 
 
 class Upsample(FixedPool):
@@ -65,6 +48,7 @@ class Upsample(FixedPool):
     """
 
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
+        super().__init__()
         if (size is None) == (scale_factor is None):
             raise ValueError("give exactly one of size and scale_factor (like PyTorch), got "
                              f"size={size!r}, scale_factor={scale_factor!r}")
@@ -74,61 +58,49 @@ class Upsample(FixedPool):
         if align_corners is not None and mode == "nearest":
             raise ValueError("align_corners can only be set with the interpolating modes "
                              "'linear', 'bilinear' and 'trilinear' (like PyTorch)")
-        if scale_factor is not None:
-            for s in np.atleast_1d(scale_factor):
-                if not s > 0:
-                    raise ValueError(f"scale_factor must be > 0, got {scale_factor!r}")
+        if scale_factor is not None:  # finite and > 0, checked now so a bad value fails early
+            scales = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,)
+            if not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                       and math.isfinite(v) and v > 0 for v in scales):
+                raise ValueError(f"scale_factor must be a finite number > 0 (or one per spatial "
+                                 f"dim), got {scale_factor!r}")
         self.size, self.scale_factor = size, scale_factor
         self.mode, self.align_corners = mode, bool(align_corners)
 
+    def _dims(self, ndim: int, what: str) -> int:
+        nd = _MODE_DIMS.get(self.mode, ndim)
+        if nd != ndim or nd not in (1, 2, 3):
+            raise ValueError(f"Upsample expects a batch of shape (N, C, *spatial) with "
+                             f"{_MODE_DIMS.get(self.mode, '1 to 3')} spatial dims for "
+                             f"mode={self.mode!r}, got {what}")
+        return nd
+
     def _input(self, x):
-        nd = _MODE_DIMS.get(self.mode) or (x.ndim - 2 if isinstance(x, np.ndarray) else 2)
-        if self.mode == "nearest" and nd not in (1, 2, 3):
-            nd = 2
-        self._ndim = nd
-        x, batched = batched_input(x, nd, f"Upsample(mode={self.mode!r})")
-        if not batched:
-            raise ValueError(f"Upsample expects a batch of shape (N, C, *spatial) with {nd} "
-                             f"spatial dims for mode={self.mode!r}, got shape {x.shape[1:]}")
-        return x, batched
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"input must be a numpy ndarray, got {type(x).__name__}")
+        nd = self._dims(x.ndim - 2, f"shape {x.shape}")
+        return batched_input(x, nd, f"Upsample(mode={self.mode!r})")
 
-    def _dims_for(self, input_shape):
-        nd = len(tuple(input_shape)) - 1
-        if _MODE_DIMS.get(self.mode, nd) != nd or nd not in (1, 2, 3):
-            raise ValueError(f"input_shape {tuple(input_shape)} has {nd} spatial dims; "
-                             f"mode={self.mode!r} needs {_MODE_DIMS.get(self.mode, '1 to 3')}")
-        self._ndim = nd
-
-    def matrix(self, input_shape, *, example=0, dtype=np.float64):
-        self._dims_for(input_shape)
-        return super().matrix(input_shape, example=example, dtype=dtype)
-
-    def output_shape(self, input_shape):
-        self._dims_for(input_shape)
-        return super().output_shape(input_shape)
+    def _example_shape(self, input_shape):
+        if not isinstance(input_shape, (tuple, list)):
+            raise ValueError(f"input_shape must be (C, *spatial), got {input_shape!r}")
+        self._ndim = self._dims(len(input_shape) - 1, f"input_shape {tuple(input_shape)}")
+        return super()._example_shape(input_shape)
 
     def _sizes(self, input_size):
-        nd = len(input_size)
-        if self.size is not None:
-            out = (self.size,) * nd if isinstance(self.size, int) else tuple(self.size)
-            if len(out) != nd or any(not isinstance(o, int) or o < 1 for o in out):
-                raise ValueError(f"size must be a positive int or {nd} positive ints, got "
-                                 f"{self.size!r}")
-            return out, (None,) * nd
-        scales = tuple(float(s) for s in np.broadcast_to(self.scale_factor, (nd,)))
-        out = tuple(int(math.floor(n * s)) for n, s in zip(input_size, scales))
-        if min(out) < 1:
-            raise ValueError(f"scale_factor {self.scale_factor!r} gives an empty output for "
-                             f"input size {input_size}")
-        return out, scales
+        return resize_output_size(self.size, self.scale_factor, tuple(input_size))
 
-    def _fixed(self, channels, input_size, dtype=np.float64):
+    def _map(self, channels, input_size, dtype=np.float64):
         out, scales = self._sizes(input_size)
-        return _upsample_operator(self.mode, channels, tuple(input_size), out,
-                                  self.align_corners, scales, np.dtype(dtype))
+        return upsample_operator(self.mode, channels, input_size, out, self.align_corners,
+                                 scales, np.dtype(dtype))
 
-    def __repr__(self):
+    def output_shape(self, input_shape):
+        shape = self._example_shape(input_shape)
+        return (shape[0], *self._sizes(shape[1:])[0])
+
+    def extra_repr(self):
         what = f"size={self.size}" if self.size is not None else \
             f"scale_factor={self.scale_factor}"
         extra = f", align_corners={self.align_corners}" if self.mode != "nearest" else ""
-        return f"Upsample({what}, mode={self.mode!r}{extra})"
+        return f"{what}, mode={self.mode!r}{extra}"

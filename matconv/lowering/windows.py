@@ -6,34 +6,36 @@ tap ``k`` of output position ``l``, the flat spatial input index it reads, or ``
 coefficients carry a ``weight`` table of the same shape.
 
 * convolution and pooling windows come from a :class:`~matconv.geometry.ConvGeometry`
-  (:func:`window_index`), padding modes being index maps;
+  (:func:`window_index`), padding modes being the index maps of
+  :data:`~matconv.geometry.PADDING_MODES`;
 * adaptive pooling bins and upsampling interpolation come from 1-D tables per dimension
   (:func:`adaptive_bins`, :func:`nearest_table`, :func:`linear_table`) combined by
   :func:`combine_tables` (taps multiply out, weights multiply).
 
-:mod:`matconv.lowering` turns tables into ``scipy.sparse`` structures.
+Each table is estimated against the memory budget before it is built.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .geometry import ConvGeometry, as_tuple
+from ..geometry import PADDING_MODES, ConvGeometry, as_tuple
+from ..memory import check_memory
 
 __all__ = ["window_index", "combine_tables", "adaptive_bins", "nearest_table", "linear_table",
-           "resolve_output_size"]
+           "resolve_output_size", "table_nbytes"]
+
+
+def table_nbytes(taps: int, positions: int, weighted: bool = False) -> int:
+    """Peak bytes of building a ``(taps, positions)`` table (indices, masks and temporaries)."""
+    return taps * positions * (3 * 8 + 1 + (3 * 8 if weighted else 0))
 
 
 def _source_positions(n, k, s, d, before, out, mode):
     """``(k, out)`` array: the input index tap ``j`` of output ``i`` reads along one dim."""
     pos = np.arange(out)[None, :] * s + np.arange(k)[:, None] * d - before
-    if mode == "zeros":
-        return np.where((pos >= 0) & (pos < n), pos, -1)
-    if mode == "replicate":
-        return np.clip(pos, 0, n - 1)
-    if mode == "circular":
-        return pos % n
-    pos = np.abs(pos)  # reflect about the edge cells, PyTorch's 'reflect' (edge not repeated)
-    return np.where(pos >= n, 2 * (n - 1) - pos, pos)
+    return PADDING_MODES[mode].source(pos, n)
 
 
 def combine_tables(tables, input_size, weights=None):
@@ -51,6 +53,10 @@ def combine_tables(tables, input_size, weights=None):
            [ 1, -1,  4, -1]])
     """
     nd = len(tables)
+    K = math.prod(np.shape(t)[0] for t in tables)
+    L = math.prod(np.shape(t)[1] for t in tables)
+    check_memory(table_nbytes(K, L, weights is not None),
+                 f"a window table of {K} taps x {L} positions", "use a smaller input or kernel")
     flat = np.zeros((1,) * (2 * nd), dtype=np.int64)
     valid = np.ones((1,) * (2 * nd), dtype=bool)
     weight = np.ones((1,) * (2 * nd)) if weights is not None else None
@@ -65,11 +71,10 @@ def combine_tables(tables, input_size, weights=None):
         if weights is not None:
             weight = weight * np.asarray(weights[dim]).reshape(shape)
         step *= input_size[dim]
-    K = int(np.prod([np.shape(t)[0] for t in tables]))
-    flat = np.where(valid, flat, -1).reshape(K, -1)
+    flat = np.where(valid, flat, -1).reshape(K, L)
     if weights is None:
         return flat, None
-    return flat, np.where(valid, weight, 0.0).reshape(K, -1)
+    return flat, np.where(valid, weight, 0.0).reshape(K, L)
 
 
 def resolve_output_size(geometry: ConvGeometry, input_size, output_size):
@@ -111,6 +116,9 @@ def window_index(geometry: ConvGeometry, input_size, output_size=None) -> np.nda
            [ 1,  2,  3, -1]])
     """
     input_size, output_size = resolve_output_size(geometry, input_size, output_size)
+    check_memory(table_nbytes(geometry.kernel_numel, math.prod(output_size)),
+                 f"the window table of a {geometry.kernel_size} kernel over "
+                 f"{math.prod(output_size)} output positions", "use a smaller input or padding")
     tables = [_source_positions(n, k, s, d, pad[0], o, geometry.padding_mode)
               for n, k, s, d, pad, o in zip(input_size, geometry.kernel_size, geometry.stride,
                                             geometry.dilation, geometry.padding, output_size)]
@@ -143,7 +151,7 @@ def _scale(n_in, n_out, scale_factor):
     return 1.0 / scale_factor if scale_factor else n_in / n_out
 
 
-def nearest_table(n_in: int, n_out: int, scale_factor=None, dtype=np.float32):
+def nearest_table(n_in: int, n_out: int, scale_factor=None):
     """``mode='nearest'``: output ``i`` reads ``min(floor(i * scale), n_in - 1)``.
 
     Computed in float32 like PyTorch's CPU kernel, so ties round the same way.

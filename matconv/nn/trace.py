@@ -1,0 +1,95 @@
+"""Tracing a module once to read it as an operator: its linear map, its Jacobian at a point, its
+output shape. A trace is a forward that leaves the modules' own state (their last forward, the
+buffers they hold) untouched."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..memory import check_memory
+from .tape import _state, no_grad
+
+__all__ = ["trace", "traced_operator", "traced_output_shape", "jacobian", "example_input",
+           "NotLinearError"]
+
+
+class NotLinearError(ValueError):
+    """A module asked for its fixed linear map whose map depends on the input."""
+
+
+def trace(module, *args):
+    """``(outputs, span)`` of one forward of ``module`` recorded on a fresh tape that no module
+    keeps; release it with ``span.tape.release()``."""
+    before = getattr(_state, "detached", False)
+    _state.detached = True
+    try:
+        out = module(*args)
+        span = _state.last_trace
+    finally:
+        _state.detached = before
+        _state.last_trace = None
+    return out, span
+
+
+def _dtype_of(module):
+    params = module.parameters()
+    return params[0].data.dtype if params else np.dtype(np.float64)
+
+
+def example_input(module, input_shape, what: str) -> np.ndarray:
+    """A batch of one zero example of ``input_shape``, in the module's precision."""
+    if not isinstance(input_shape, (tuple, list)) or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1
+            for s in input_shape):
+        raise ValueError(f"{type(module).__name__}.{what} needs input_shape, the shape (C, "
+                         f"*spatial) of one example as positive ints, got {input_shape!r}")
+    dtype = _dtype_of(module)
+    check_memory(math.prod(input_shape) * dtype.itemsize, f"an input of shape {input_shape}",
+                 "use a smaller input_shape")
+    return np.zeros((1, *input_shape), dtype=dtype)
+
+
+def traced_operator(module, input_shape):
+    """The fixed linear map of ``module`` as a :class:`~matconv.operators.Graph` of the
+    operators one forward on zeros records (bias excluded: the map, not the affine function)."""
+    x = example_input(module, input_shape, "operator()")
+    _, span = trace(module, x)
+    try:
+        for rec in span.records:
+            if not rec.op.fixed:
+                name = type(rec.module).__name__ if rec.module is not None else \
+                    "an element-wise product"
+                raise NotLinearError(
+                    f"{name} is not a fixed linear map: use jacobian(model, x) for the Jacobian "
+                    f"of {type(module).__name__} at a point x, or compose(model, input_shape, "
+                    f"support=True) for which inputs reach which outputs")
+        return span.graph()
+    finally:
+        span.tape.release()
+
+
+def traced_output_shape(module, input_shape) -> tuple:
+    """The output shape of one example, from a forward on zeros that records nothing."""
+    x = example_input(module, input_shape, "output_shape()")
+    with no_grad():
+        y = module(x)
+    if not isinstance(y, np.ndarray):
+        raise ValueError(f"{type(module).__name__} does not return one array: no output_shape")
+    return tuple(y.shape[1:])
+
+
+def jacobian(module, x, *, support: bool = False):
+    """The Jacobian of ``module`` at one example ``x`` (``(C, *spatial)``), as the sums and
+    products of the sparse operators one forward records (the module's train/eval mode holds).
+
+    The forward is an ordinary call: afterwards each layer's ``matrix()`` is its factor at ``x``.
+    With ``support=True``, the pattern of where it can be nonzero whatever the point.
+    """
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiub":
+        raise TypeError(f"x must be a real numeric ndarray of one example (C, *spatial), got "
+                        f"{getattr(x, 'dtype', type(x).__name__)}")
+    dtype = _dtype_of(module)
+    module(np.asarray(x, dtype=dtype if x.dtype.kind != "f" else x.dtype)[None])
+    graph = module._need_span("jacobian").graph()
+    return graph.pattern() if support else graph.matrix(example=0)

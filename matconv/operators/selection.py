@@ -1,0 +1,164 @@
+"""Max pooling and maxout: the forward picks each window's winner and builds the selection
+matrix ``P`` of that batch (one 1 per output, at its winner); the backward is ``P.T``.
+
+Windows come from :mod:`matconv.lowering` (sliding pools, adaptive bins, groups of channels) as
+unfold structures; a :class:`MaxPlan` gathers them (padding read as ``-inf``) and keeps the first
+maximum in window order, NaN winning, exactly as PyTorch does.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..geometry import PoolGeometry
+from ..lowering import (
+    adaptive_windows,
+    cached,
+    channel_windows,
+    index_dtype,
+    pool_windows,
+    window_pattern,
+)
+from .base import Operator
+from .conv import BufferPool, gather_rows
+
+__all__ = ["MaxPlan", "Selection", "max_pool_plan", "adaptive_max_plan", "channel_max_plan"]
+
+
+class Selection(Operator):
+    """``P``: output row ``r`` of example ``n`` reads input row ``winners[r, n]`` of example ``n``.
+
+    A data-dependent operator (``batch`` = the number of examples it was recorded for):
+    ``matmat`` gathers, ``rmatmat`` scatters each gradient to its winner, so overlapping
+    windows accumulate. ``pattern()`` is every cell of every window: what *could* win.
+
+    >>> P = Selection(np.array([[1, 0], [2, 2]]), 3)
+    >>> P.matrix(example=0).toarray()
+    array([[0., 1., 0.],
+           [0., 0., 1.]])
+    >>> P.rmatmat(np.ones((2, 2)))
+    array([[0., 1.],
+           [1., 0.],
+           [1., 1.]])
+    """
+
+    fixed = False
+
+    def __init__(self, winners: np.ndarray, n_in: int, plan: MaxPlan = None):
+        winners = np.asarray(winners)
+        self.winners = winners  # (m, N): the input row each output row read, per example
+        self.shape = (winners.shape[0], int(n_in))
+        self.batch = winners.shape[1]
+        self.plan = plan
+
+    def _flat(self):
+        n = self.batch
+        return self.winners * n + np.arange(n)
+
+    def _matmat(self, X):
+        return X.ravel()[self._flat()]
+
+    def _rmatmat(self, Y):
+        n = self.batch
+        rows = Y.size
+        idt = index_dtype(rows, self.shape[1] * n)
+        P = sp.csr_array((np.ones(rows, dtype=Y.dtype), self._flat().ravel().astype(idt),
+                          np.arange(rows + 1, dtype=idt)), shape=(rows, self.shape[1] * n))
+        return (P.T @ Y.ravel()).reshape(self.shape[1], n)
+
+    def _matrix(self, example):
+        rows = self.shape[0]
+        return sp.csr_array((np.ones(rows), self.winners[:, example],
+                             np.arange(rows + 1)), shape=self.shape)
+
+    def _pattern(self):
+        if self.plan is None:
+            raise ValueError("this selection was built without its windows: no pattern")
+        return self.plan.pattern()
+
+    @property
+    def nbytes(self):
+        return self.winners.nbytes
+
+
+class MaxPlan:
+    """Max over the windows of an unfold structure: :meth:`apply` returns the maxima and ``P``.
+
+    Parameters
+    ----------
+    windows : UnfoldStructure
+        Rows ``(c, k, l)``; ``channels`` is the number of ``c`` blocks.
+    channels : int
+    out_shape : tuple
+        ``(C, *spatial)`` of one example's output.
+    """
+
+    def __init__(self, windows, channels: int, out_shape: tuple):
+        self.windows, self.channels, self.out_shape = windows, channels, tuple(out_shape)
+        self.L = math.prod(windows.output_size)
+        self.taps = windows.shape[0] // (channels * self.L)
+        self.n_in = windows.shape[1]
+        self.pool = BufferPool()
+        # first in-bounds tap of each window: where PyTorch sends the gradient of a window whose
+        # cells are all -inf (a padding cell never wins)
+        pad = np.zeros(windows.shape[0], dtype=bool)
+        pad[windows.pad_rows] = True
+        pad = pad.reshape(channels, self.taps, self.L)
+        self._first_valid = np.argmax(~pad, axis=1) if windows.pad_rows.size else None
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self._first_valid is None else self._first_valid.nbytes
+
+    def pattern(self) -> sp.csr_array:
+        return window_pattern(self.windows, self.channels)
+
+    def apply(self, X: np.ndarray):
+        """``(Y, P)``: the maxima ``(C*L, N)`` and the selection matrix of this batch."""
+        n = X.shape[1]
+        buf = self.pool.take((self.windows.shape[0], n), X.dtype, "the pooling windows")
+        try:
+            cols = gather_rows(self.windows, X, buf, fill=-np.inf)
+            cols = cols.reshape(self.channels, self.taps, -1)  # (C, K, L*N)
+            best = cols[:, 0].copy()
+            arg = np.zeros(best.shape, dtype=np.intp)
+            for k in range(1, self.taps):
+                c = cols[:, k]
+                better = (c > best) | np.isnan(c)  # PyTorch's rule: strictly greater, or NaN
+                np.copyto(best, c, where=better)
+                arg[better] = k
+        finally:
+            self.pool.give(buf)
+        if self._first_valid is not None:
+            stuck = best == -np.inf
+            if stuck.any():
+                arg[stuck] = np.repeat(self._first_valid, n, axis=1)[stuck]
+        # row of the windows that won -> the input row it read
+        position = np.arange(self.L * n) // n
+        win_row = (np.arange(self.channels)[:, None] * self.taps + arg) * self.L + position
+        winners = self.windows.gather[win_row].reshape(-1, n)
+        return best.reshape(-1, n), Selection(winners, self.n_in, self)
+
+
+def max_pool_plan(pool: PoolGeometry, channels: int, input_size) -> MaxPlan:
+    """Windows of a sliding max pool (``ceil_mode`` included)."""
+    input_size = tuple(input_size)
+    return cached(("max plan", pool, channels, input_size), lambda: MaxPlan(
+        pool_windows(pool, channels, input_size), channels,
+        (channels, *pool.output_size(input_size))))
+
+
+def adaptive_max_plan(channels: int, input_size, output_size) -> MaxPlan:
+    """PyTorch's adaptive bins as max windows."""
+    key = ("adaptive max plan", channels, tuple(input_size), tuple(output_size))
+    return cached(key, lambda: MaxPlan(adaptive_windows(channels, input_size, output_size),
+                                       channels, (channels, *output_size)))
+
+
+def channel_max_plan(group_size: int, channels: int, input_size) -> MaxPlan:
+    """Maxout: max over consecutive groups of ``group_size`` channels at every position."""
+    key = ("channel max plan", group_size, channels, tuple(input_size))
+    return cached(key, lambda: MaxPlan(channel_windows(group_size, channels, input_size), 1,
+                                       (channels // group_size, *input_size)))
