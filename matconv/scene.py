@@ -16,7 +16,7 @@ for one example, of ``A``'s columns (window side) and of its rows (point side).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -107,8 +107,32 @@ class ConvScene:
 
     @property
     def name(self) -> str:
-        """The layer class drawn, e.g. ``'Conv2d'`` or ``'ConvTranspose1d'``."""
-        return f"Conv{'Transpose' if self.transposed else ''}{self.geometry.ndim}d"
+        """The layer class drawn, e.g. ``'Conv2d'`` or ``'ConvTranspose1d'``.
+
+        The transpose of a convolution padded by ``'reflect'``, ``'replicate'`` or
+        ``'circular'`` is no ``ConvTranspose`` layer (those pad with zeros): it is named
+        ``'transpose of Conv2d'``.
+        """
+        conv = f"Conv{self.geometry.ndim}d"
+        if not self.transposed:
+            return conv
+        if self.geometry.padding_mode != "zeros":
+            return f"transpose of {conv}"
+        return f"ConvTranspose{self.geometry.ndim}d"
+
+    def flipped(self) -> ConvScene:
+        """The same matrix read the other way: a convolution's transposed convolution (with the
+        output padding that gives back the input size), or a transposed one's convolution.
+
+        >>> conv = conv_scene(ConvGeometry(1, 1, 3, ndim=1, stride=2), (1, 6))
+        >>> conv.flipped().describe()
+        'ConvTranspose1d (1, 2) -> (1, 6): kernel 3, stride 2, output padding 1'
+        """
+        if self.transposed:
+            return replace(self, transposed=False, output_padding=(0,) * self.geometry.ndim)
+        natural = self.geometry.transpose_output_size(self.point_shape[1:], 0)
+        extra = tuple(n - m for n, m in zip(self.window_shape[1:], natural))
+        return replace(self, transposed=True, output_padding=extra)
 
     def describe(self) -> str:
         """One line: the layer, its sizes and the geometry arguments that are not defaults.
