@@ -262,7 +262,7 @@ def plot_matrix(A, ax=None, *, row_blocks=None, col_blocks=None, mode="auto", ti
     return ax
 
 
-def plot_unfold(x, kernel_size, stride=1, padding=0, dilation=1, axes=None):
+def plot_unfold(x, kernel_size, stride=1, padding=0, dilation=1, axes=None, padding_mode="zeros"):
     """Show one image next to its im2col matrix ``(S @ x.ravel()).reshape(C*prod(k), L)``.
 
     Row ``(c, tap)`` of the right panel holds what kernel tap ``tap`` of channel ``c`` reads at
@@ -277,6 +277,9 @@ def plot_unfold(x, kernel_size, stride=1, padding=0, dilation=1, axes=None):
         As for :func:`~matconv.unfold_matrix`.
     axes : sequence of two matplotlib.axes.Axes, optional
         Where to draw the image and the matrix; by default a new Figure (not shown).
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+        What padding cells read, as for :func:`~matconv.unfold_matrix`: only ``'zeros'``
+        leaves blank cells.
 
     Returns
     -------
@@ -302,7 +305,7 @@ def plot_unfold(x, kernel_size, stride=1, padding=0, dilation=1, axes=None):
                          f"{x.shape} and dtype {x.dtype}")
     image = x[None] if x.ndim == 2 else x
     C, H, W = image.shape
-    S = unfold_matrix(image.shape, kernel_size, stride, padding, dilation)
+    S = unfold_matrix(image.shape, kernel_size, stride, padding, dilation, padding_mode)
     taps = int(np.prod(np.broadcast_to(kernel_size, (2,))))
     cols = (S @ image.ravel().astype(float)).reshape(C * taps, -1)
     padded = (np.diff(S.indptr) == 0).reshape(cols.shape)

@@ -6,6 +6,7 @@ One module per command (:mod:`.show`, :mod:`.train`); each registers its parser 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import show, train
@@ -42,6 +43,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader went away (`matconv show | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ValueError, TypeError, OSError, ImportError) as exc:
         # bad input, files or a missing optional dependency: one line, status 2
         print(f"matconv {args.command}: error: {exc}", file=sys.stderr)
