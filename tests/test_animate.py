@@ -4,8 +4,10 @@ Oracles: the layer's own matrix (``layer.matrix``; a row's nonzeros for a convol
 column's for a transposed one), a direct loop for where each kernel tap sits on the padded grid,
 ``numpy.pad`` for what a padding cell reads, and the GIF read back by Pillow.
 """
+import gc
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -21,7 +23,16 @@ from matconv.scene import conv_scene
 
 from . import scene_oracle as oracle
 
-pytestmark = pytest.mark.filterwarnings("ignore:Animation was deleted without rendering")
+
+@pytest.fixture(autouse=True)
+def collect_animations():
+    """Animations that were inspected but never saved are collected here, not in later tests
+    (matplotlib warns when an animation is deleted without being rendered)."""
+    yield
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Animation was deleted without rendering")
+        gc.collect()
+
 
 F64 = {"dtype": np.float64}
 
@@ -220,6 +231,13 @@ def test_bad_arguments_raise_value_error_naming_them(layer, shape, kwargs, messa
     with pytest.raises(ValueError) as err:
         animate(layer, shape, **kwargs)
     assert message in str(err.value)
+
+
+def test_show_frame_refuses_a_frame_it_does_not_have():
+    anim = animate(mc.ConvGeometry(1, 1, 2, ndim=1), (1, 3))
+    for bad in (2, -1, 1.0, True):
+        with pytest.raises(ValueError, match=rf"frame must be an int in \[0, 2\), got {bad!r}"):
+            anim.show_frame(bad)
 
 
 def test_not_a_conv_is_a_type_error():

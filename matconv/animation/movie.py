@@ -201,6 +201,9 @@ class ConvAnimation(FuncAnimation):
 
     def show_frame(self, i: int):
         """Draw frame ``i`` (what it links is ``self.frames[i]``); return the changed artists."""
+        n = len(self.frames)
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+            raise ValueError(f"frame must be an int in [0, {n}), got {i!r}")
         frame, scene = self.frames[i], self.scene
         colors = self._base.copy()
         taps = np.array([self.window.patch(t) for t in frame.taps])
