@@ -1,8 +1,9 @@
 """Pictures of the matrices: a conv operator as a heat map or sparsity pattern, im2col as an image.
 
-Matplotlib is an optional dependency (``pip install 'matconv[plot]'``), imported only when a
-function here is called. Nothing is shown: new figures are plain :class:`matplotlib.figure.Figure`
-objects, not registered with pyplot, so they work the same in scripts, tests and notebooks. Save
+Matplotlib is an optional dependency (the ``plot`` extra: ``pip install '.[plot]'`` in the matconv
+checkout, or ``pip install matplotlib``), imported only when a function here is called. Nothing
+is shown: new figures are plain :class:`matplotlib.figure.Figure` objects, not registered with
+pyplot, so they work the same in scripts, tests and notebooks. Save
 them with ``fig.savefig(...)``, or pass your own ``ax`` (e.g. from ``plt.subplots()``) to draw
 into a pyplot figure.
 
@@ -12,7 +13,6 @@ with positions in row-major order, exactly as ``A @ x.ravel()`` reads them.
 from __future__ import annotations
 
 import sys
-
 from math import prod
 
 import numpy as np
@@ -21,7 +21,13 @@ import scipy.sparse as sp
 from .lowering import unfold_matrix
 from .memory import check_memory
 
-__all__ = ["plot_matrix", "plot_unfold", "plot_operator"]
+__all__ = [
+    "MATPLOTLIB_HINT",
+    "plot_matrix",
+    "plot_operator",
+    "plot_unfold",
+    "require_matplotlib",
+]
 
 #: ``mode="auto"`` draws values up to this many cells, the sparsity pattern beyond.
 AUTO_VALUES_MAX_CELLS = 200_000
@@ -31,15 +37,37 @@ _BLOCK_COLOR = "0.15"
 _MAX_BLOCK_TICKS = 16
 
 
-def _matplotlib():
-    """Import matplotlib on first use, with an install hint when it is missing."""
+#: How to install the optional plotting dependency; matconv is installed from its checkout, not
+#: from a package index, so ``pip install 'matconv[plot]'`` would not find it.
+MATPLOTLIB_HINT = ("pip install '.[plot]' in the matconv checkout (the directory holding "
+                   "setup.cfg), or pip install matplotlib")
+
+
+def require_matplotlib(what: str = "matconv.plot"):
+    """Import matplotlib on first use; without it, an ``ImportError`` saying how to install it.
+
+    Parameters
+    ----------
+    what : str
+        What needs it, for the message (e.g. ``'matconv show --png'``).
+
+    Returns
+    -------
+    module
+        ``matplotlib``, with ``axes``, ``figure`` and ``ticker`` imported (not ``pyplot``).
+
+    Examples
+    --------
+    >>> require_matplotlib().__name__
+    'matplotlib'
+    """
     try:
         import matplotlib
-        import matplotlib.axes  # noqa: F401
-        import matplotlib.figure  # noqa: F401  (Figure, without touching pyplot)
-        import matplotlib.ticker  # noqa: F401
+        import matplotlib.axes
+        import matplotlib.figure  # Figure, without touching pyplot
+        import matplotlib.ticker
     except ImportError as err:
-        raise ImportError("matconv.plot needs matplotlib: pip install 'matconv[plot]'") from err
+        raise ImportError(f"{what} needs matplotlib: {MATPLOTLIB_HINT}") from err
     _show_figures_in_ipython(matplotlib)
     return matplotlib
 
@@ -206,7 +234,7 @@ def plot_matrix(A, ax=None, *, row_blocks=None, col_blocks=None, mode="auto", ti
     ('4 × 16 matrix, 36 stored entries', 'output (channel, position)')
     >>> ax.figure.savefig("slide_matrix.png")  # doctest: +SKIP
     """
-    mpl = _matplotlib()
+    mpl = require_matplotlib()
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
     M = _as_csr(A)
@@ -234,7 +262,7 @@ def plot_matrix(A, ax=None, *, row_blocks=None, col_blocks=None, mode="auto", ti
     return ax
 
 
-def plot_unfold(x, kernel_size, stride=1, padding=0, dilation=1, axes=None):
+def plot_unfold(x, kernel_size, stride=1, padding=0, dilation=1, axes=None, padding_mode="zeros"):
     """Show one image next to its im2col matrix ``(S @ x.ravel()).reshape(C*prod(k), L)``.
 
     Row ``(c, tap)`` of the right panel holds what kernel tap ``tap`` of channel ``c`` reads at
@@ -249,6 +277,9 @@ def plot_unfold(x, kernel_size, stride=1, padding=0, dilation=1, axes=None):
         As for :func:`~matconv.unfold_matrix`.
     axes : sequence of two matplotlib.axes.Axes, optional
         Where to draw the image and the matrix; by default a new Figure (not shown).
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+        What padding cells read, as for :func:`~matconv.unfold_matrix`: only ``'zeros'``
+        leaves blank cells.
 
     Returns
     -------
@@ -267,14 +298,14 @@ def plot_unfold(x, kernel_size, stride=1, padding=0, dilation=1, axes=None):
     >>> [ax.get_title() for ax in fig.axes[:2]]
     ['input x: (4, 4)', 'im2col: (C·k, L) = (9, 4)']
     """
-    mpl = _matplotlib()
+    mpl = require_matplotlib()
     x = np.asarray(x)
     if x.ndim not in (2, 3) or x.dtype.kind not in "biuf":
         raise ValueError(f"x must be a real array of shape (C, H, W) or (H, W), got shape "
                          f"{x.shape} and dtype {x.dtype}")
     image = x[None] if x.ndim == 2 else x
     C, H, W = image.shape
-    S = unfold_matrix(image.shape, kernel_size, stride, padding, dilation)
+    S = unfold_matrix(image.shape, kernel_size, stride, padding, dilation, padding_mode)
     taps = int(np.prod(np.broadcast_to(kernel_size, (2,))))
     cols = (S @ image.ravel().astype(float)).reshape(C * taps, -1)
     padded = (np.diff(S.indptr) == 0).reshape(cols.shape)
@@ -283,7 +314,7 @@ def plot_unfold(x, kernel_size, stride=1, padding=0, dilation=1, axes=None):
     vmin, vmax = float(image.min()), float(image.max())
     if vmin == vmax:
         vmin, vmax = vmin - 1.0, vmax + 1.0
-    style = dict(cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest")
+    style = {"cmap": "viridis", "vmin": vmin, "vmax": vmax, "interpolation": "nearest"}
     axes[0].imshow(image.reshape(C * H, W), **style)
     axes[0].set_title(f"input x: {x.shape}")
     axes[0].set_xlabel("column")

@@ -22,6 +22,8 @@ __all__ = ["weight_index_matrix", "weight_names", "render_text", "symbolic", "Sy
            "unfold_text"]
 
 _DENSE_LIMIT = 250_000  # cells: beyond this a rendering is not something to read
+#: Text renderings wider than this many characters print their columns in blocks.
+TEXT_LINEWIDTH = 80
 
 
 def weight_index_matrix(weight_shape, input_shape, stride=1, padding=0, dilation=1, groups=1,
@@ -87,26 +89,63 @@ def _latex_names(weight_shape) -> list:
     return ["w^{(" + f"{t[0]},{t[1]}" + ")}_{" + ",".join(map(str, t[2:])) + "}" for t in taps]
 
 
-def render_text(index: np.ndarray, names) -> str:
+def render_text(index: np.ndarray, names, linewidth: int = TEXT_LINEWIDTH) -> str:
     """Aligned plain text of a weight-index matrix, ``0`` at structural zeros.
+
+    Wider than ``linewidth`` characters, the columns are printed in blocks (see :func:`_align`).
 
     >>> print(render_text(weight_index_matrix((1, 1, 2), (1, 3)), ["a", "b"]))
     a b 0
     0 a b
     """
     cells = np.where(index >= 0, np.asarray(list(names) + ["0"], dtype=object)[index], "0")
-    return _align(cells)
+    return _align(cells, linewidth=linewidth)
 
 
-def _align(cells, row_labels=None, col_labels=None) -> str:
+def _align(cells, row_labels=None, col_labels=None, linewidth=TEXT_LINEWIDTH) -> str:
+    """Cells in columns of one width; wider than ``linewidth``, in blocks of whole columns.
+
+    Each block repeats the row labels and starts with ``columns a-b of n:`` (0-based, like the
+    matrix's indices), the way R and MATLAB print a wide matrix; ``linewidth=None`` never wraps.
+
+    >>> print(_align([["a", "b", "c"], ["d", "e", "f"]], linewidth=3))
+    columns 0-1 of 3:
+    a b
+    d e
+    <BLANKLINE>
+    columns 2-2 of 3:
+    c
+    f
+    """
     cells = np.asarray(cells, dtype=object)
+    if cells.ndim != 2:
+        raise ValueError(f"cells must be a 2-D grid of strings, got shape {cells.shape}")
+    n_cols = cells.shape[1]
+    labels = [] if row_labels is None else [str(label) for label in row_labels]
     if col_labels is not None:
         cells = np.vstack([np.asarray(col_labels, dtype=object)[None], cells])
-    if row_labels is not None:
-        head = [""] if col_labels is not None else []
-        cells = np.hstack([np.asarray(head + list(row_labels), dtype=object)[:, None], cells])
-    width = max(len(c) for c in cells.ravel()) if cells.size else 1
-    return "\n".join(" ".join(c.ljust(width) for c in row).rstrip() for row in cells)
+        labels = [""] + labels if labels else labels
+    width = max((len(str(c)) for c in cells.ravel()), default=1)
+    label_width = max((len(label) for label in labels), default=0)
+    indent = label_width + 1 if labels else 0
+    per_block = n_cols
+    if linewidth is not None and indent + n_cols * (width + 1) - 1 > linewidth:
+        per_block = max(1, (linewidth - indent + 1) // (width + 1))
+
+    def lines(block):
+        rows = (" ".join(str(c).ljust(width) for c in row) for row in block)
+        if labels:
+            rows = (label.ljust(label_width) + " " + row for label, row in zip(labels, rows))
+        return [row.rstrip() for row in rows]
+
+    if per_block == n_cols:
+        return "\n".join(lines(cells))
+    blocks = []
+    for start in range(0, n_cols, per_block):
+        stop = min(start + per_block, n_cols)
+        blocks.append("\n".join([f"columns {start}-{stop - 1} of {n_cols}:"]
+                                 + lines(cells[:, start:stop])))
+    return "\n\n".join(blocks)
 
 
 def _labels(prefix, shape):
@@ -330,26 +369,43 @@ def _dense_index(s) -> np.ndarray:
     return out
 
 
-def unfold_text(input_shape, kernel_size, stride=1, padding=0, dilation=1) -> str:
+def unfold_text(input_shape, kernel_size, stride=1, padding=0, dilation=1, padding_mode="zeros",
+                labels=False, linewidth=TEXT_LINEWIDTH) -> str:
     """The im2col matrix of a symbolic input: each cell names the input cell it reads.
 
     Rows are ``(channel, tap)``, columns output positions, as ``torch.nn.functional.unfold``
-    orders them; ``0`` marks a padding cell.
+    orders them; ``0`` marks a zero-padding cell. With ``labels``, row ``(c, i, j)`` is labelled
+    ``w(:,c,i,j)`` (the weights it meets in ``W @ cols``) and column ``(p, q)`` is ``y(:,p,q)``
+    (the output position it makes, in every channel). Wider than ``linewidth`` characters, the
+    columns are printed in blocks.
 
     >>> print(unfold_text((1, 3, 3), 2))
     x00 x01 x10 x11
     x01 x02 x11 x12
     x10 x11 x20 x21
     x11 x12 x21 x22
+    >>> print(unfold_text((1, 3), 2, padding=1, labels=True))
+             y(:,0) y(:,1) y(:,2) y(:,3)
+    w(:,0,0) 0      x0     x1     x2
+    w(:,0,1) x0     x1     x2     0
     """
     input_shape = tuple(input_shape)
-    S = unfold_matrix(input_shape, kernel_size, stride, padding, dilation)
+    S = unfold_matrix(input_shape, kernel_size, stride, padding, dilation, padding_mode)
     if input_shape[0] == 1 and max(input_shape[1:]) <= 10:  # slide style: x00, x01, ...
-        labels = ["x" + "".join(map(str, p)) for p in np.ndindex(*input_shape[1:])]
+        names = ["x" + "".join(map(str, p)) for p in np.ndindex(*input_shape[1:])]
     else:
-        labels = _labels("x", input_shape)
-    names = np.array(labels + ["0"], dtype=object)
+        names = _labels("x", input_shape)
+    names = np.array(names + ["0"], dtype=object)
     read = np.full(S.shape[0], -1)
     read[np.diff(S.indptr) > 0] = S.indices
-    taps = math.prod(as_tuple(kernel_size, len(input_shape) - 1, "kernel_size"))
-    return _align(names[read].reshape(input_shape[0] * taps, -1))
+    kernel = as_tuple(kernel_size, len(input_shape) - 1, "kernel_size")
+    cells = names[read].reshape(input_shape[0] * math.prod(kernel), -1)
+    if not labels:
+        return _align(cells, linewidth=linewidth)
+    geometry = ConvGeometry(input_shape[0], input_shape[0], kernel, stride, padding, dilation,
+                            padding_mode=padding_mode)
+    rows = [f"w(:,{c}," + ",".join(map(str, t)) + ")"
+            for c in range(input_shape[0]) for t in np.ndindex(*kernel)]
+    cols = ["y(:," + ",".join(map(str, p)) + ")"
+            for p in np.ndindex(*geometry.output_size(input_shape[1:]))]
+    return _align(cells, rows, cols, linewidth)

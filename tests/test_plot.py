@@ -14,11 +14,11 @@ import scipy.sparse as sp
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-from matplotlib.lines import Line2D  # noqa: E402
+import matplotlib.pyplot as plt  # after choosing the backend
+from matplotlib.lines import Line2D
 
-import matconv as mc  # noqa: E402
-from matconv.plot import AUTO_VALUES_MAX_CELLS, plot_matrix, plot_operator, plot_unfold  # noqa
+import matconv as mc
+from matconv.plot import AUTO_VALUES_MAX_CELLS, plot_matrix, plot_operator, plot_unfold
 
 # ---------------------------------------------------------------- helpers
 
@@ -297,6 +297,20 @@ def test_unfold_panels_hold_the_input_and_its_im2col(case, rng):
                                   np.arange(taps, C * taps, taps) - 0.5)
 
 
+@pytest.mark.parametrize("mode, numpy_mode", [("reflect", "reflect"), ("replicate", "edge"),
+                                               ("circular", "wrap")])
+def test_unfold_padding_modes_read_the_mirrored_cells(mode, numpy_mode, rng):
+    # oracle: pad with numpy (its reflect/edge/wrap are PyTorch's reflect/replicate/circular),
+    # then im2col of the padded image with no padding
+    x = rng.standard_normal((2, 4, 5))
+    padded_x = np.pad(x, ((0, 0), (1, 1), (2, 2)), mode=numpy_mode)
+    expected, _ = im2col_loop(padded_x, (3, 3), (1, 2), (0, 0), (1, 1))
+    fig = plot_unfold(x, (3, 3), (1, 2), (1, 2), padding_mode=mode)
+    cols = the_image(fig.axes[1])
+    assert not np.ma.getmaskarray(cols).any()  # nothing reads a zero
+    np.testing.assert_allclose(cols.data, expected, rtol=0, atol=1e-12)
+
+
 def test_unfold_shares_one_colour_scale_and_accepts_int_geometry():
     x = np.arange(16.0).reshape(4, 4)
     fig = plot_unfold(x, 3, stride=1, padding=1)
@@ -343,8 +357,8 @@ def test_figures_save_to_png(rng, tmp_path):
     (np.ones((2, 3), dtype=complex), {}, "A must hold real numbers, got dtype complex128"),
     (np.array([["a"]]), {}, "A must hold real numbers"),
     (np.ones((0, 3)), {}, r"at least one row and one column, got shape \(0, 3\)"),
-    (np.eye(4), {"mode": "heat"}, r"mode must be one of \('auto', 'pattern', 'values'\), "
-                                  r"got 'heat'"),
+    (np.eye(4), {"mode": "heat"}, (r"mode must be one of \('auto', 'pattern', 'values'\), "
+                                   r"got 'heat'")),
     (np.eye(4), {"row_blocks": 3}, "row_blocks=3 does not divide the 4 rows of A"),
     (np.ones((4, 6)), {"col_blocks": 4}, "col_blocks=4 does not divide the 6 columns of A"),
     (np.eye(4), {"row_blocks": 0}, "row_blocks must be None or a positive int, got 0"),
@@ -388,7 +402,9 @@ def test_plot_operator_errors():
 
 def test_missing_matplotlib_gives_an_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    message = r"matconv.plot needs matplotlib: pip install 'matconv\[plot\]'"
+    # matconv is installed from its checkout, not an index: the hint must say so
+    message = (r"matconv.plot needs matplotlib: pip install '\.\[plot\]' in the matconv "
+               r"checkout .*, or pip install matplotlib")
     with pytest.raises(ImportError, match=message):
         plot_matrix(np.eye(2))
     with pytest.raises(ImportError, match=message):
