@@ -215,7 +215,8 @@ def read_bounded(fh, buffer: memoryview) -> int:
     return done
 
 
-def read_npz(path: str, *, kinds: dict, what: str, error=FileFormatError) -> dict:
+def read_npz(path: str, *, kinds: dict, what: str, error=FileFormatError,
+             limits: dict | None = None) -> dict:
     """Read a ``.npz`` archive that may come from anyone; check everything before any data.
 
     Parameters
@@ -229,6 +230,9 @@ def read_npz(path: str, *, kinds: dict, what: str, error=FileFormatError) -> dic
         What the file should be, for messages (``"matconv checkpoint"``).
     error : subclass of FileFormatError
         The exception raised for a bad file.
+    limits : dict, optional
+        Most bytes allowed per entry name, checked from the header before the data is read
+        (for entries that must stay small, such as a metadata string).
 
     Returns
     -------
@@ -274,8 +278,9 @@ def read_npz(path: str, *, kinds: dict, what: str, error=FileFormatError) -> dic
                 arrays = {}
                 for name, info in entries:
                     with zf.open(info) as entry:
-                        arrays[name] = _read_entry(entry, name, info.file_size,
-                                                   kinds.get(name, kinds.get("*")), fail)
+                        arrays[name] = _read_entry(
+                            entry, name, info.file_size, kinds.get(name, kinds.get("*")),
+                            (limits or {}).get(name), fail)
         except FileFormatError:
             raise
         except _DAMAGE as exc:
@@ -313,7 +318,7 @@ def _read_exact(fh, n: int, name: str, fail) -> bytes:
     return data
 
 
-def _read_entry(fh, name: str, declared: int, allowed: str, fail) -> np.ndarray:
+def _read_entry(fh, name: str, declared: int, allowed: str, limit, fail) -> np.ndarray:
     magic = _read_exact(fh, 8, name, fail)
     if magic[:6] != b"\x93NUMPY":
         raise fail(f"entry {name!r} is not a .npy array (bad magic {magic[:6]!r})")
@@ -342,6 +347,8 @@ def _read_entry(fh, name: str, declared: int, allowed: str, fail) -> np.ndarray:
     count = math.prod(shape)
     nbytes = count * dtype.itemsize
     expected = len(magic) + len(length_bytes) + length + nbytes
+    if limit is not None and nbytes > limit:
+        raise fail(f"entry {name!r} holds {nbytes} bytes, more than the {limit} allowed")
     if declared != expected:
         raise fail(f"entry {name!r} holds {declared} bytes but its header (shape {shape}, "
                    f"{dtype}) needs {expected}")
