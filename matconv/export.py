@@ -268,7 +268,7 @@ def _csr_bytes(stored: int, itemsize: int, rows: int) -> int:
 
 
 # --------------------------------------------------------------------------- Matrix Market
-_BANNER = b"%%matrixmarket"
+_BANNER = b"%%MatrixMarket"  # exact case, as scipy.io.mmread requires; the words may vary
 _MTX_FIELDS = {"real": 8, "double": 8, "integer": 8, "unsigned-integer": 8, "pattern": 8,
                "complex": 16}  # bytes per value as scipy.io.mmread returns them
 _MTX_SYMMETRIES = ("general", "symmetric", "skew-symmetric", "hermitian")
@@ -321,7 +321,7 @@ def _load_mtx(path: str) -> sp.csr_array:
 def _mtx_header(fh, fail):
     """Parse the banner and the size line; return ``(layout, field, symmetry, sizes)``."""
     tokens = fh.readline(_MAX_LINE).split()
-    if not tokens or tokens[0].lower() != _BANNER:
+    if not tokens or tokens[0] != _BANNER:
         raise fail("no '%%MatrixMarket' banner on the first line")
     words = [t.decode("ascii", errors="replace").lower() for t in tokens[1:]]
     if len(words) != 4 or words[0] != "matrix" or words[1] not in ("coordinate", "array") \
