@@ -45,7 +45,9 @@ def save_matrix(matrix, path) -> None:
     ``.mtx`` (Matrix Market, ``scipy.io.mmwrite``; readable by MATLAB, Julia, R, ...).
 
     The write is atomic: a failure (a full disk, a missing directory) raises and leaves any
-    previous file at ``path`` unchanged.
+    previous file at ``path`` unchanged. Matrix Market is text: values are written in the
+    shortest form that reads back exactly in their own dtype, and read back as float64,
+    int64 or complex128 (a float32 matrix is recovered exactly by casting back to float32).
 
     Parameters
     ----------
