@@ -28,11 +28,13 @@ the file, and writes atomically.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
 from .fileio import FileFormatError, atomic_write, check_path, read_npz, write_npz
 from .models import build
+from .typed_json import ARRAY_KINDS, MAX_DEPTH, decode, encode
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "load", "save"]
 
@@ -42,9 +44,7 @@ _META = "__matconv__"
 _OPT = "__optimizer__."
 _RESERVED_META = ("format", "spec", "optimizer")
 _MAX_META_CHARS = 1 << 22  # 16 MiB as a numpy str array: ample for metadata, small to parse
-_MAX_DEPTH = 32
 _WHAT = "matconv checkpoint"
-_STATE_KINDS = "fiub"
 _SCALARS = (type(None), bool, int, float, str)
 
 
@@ -108,9 +108,9 @@ def save(model, path, *, optimizer=None, **metadata) -> None:
         if not isinstance(state, dict):
             raise TypeError(f"optimizer.state_dict() must return a dict, got "
                             f"{type(state).__name__}")
-        stored = {}
-        meta["optimizer"] = _encode(state, stored, "optimizer.state_dict()")
-        arrays.update(stored)
+        stored = []
+        meta["optimizer"] = encode(state, stored, "optimizer.state_dict()")
+        arrays.update((f"{_OPT}{i}", array) for i, array in enumerate(stored))
     text = json.dumps(meta)
     if len(text) > _MAX_META_CHARS:
         raise ValueError(f"checkpoint metadata is {len(text)} characters of JSON, more than the "
@@ -142,7 +142,7 @@ def _model_state(model) -> dict:
         if not isinstance(value, np.ndarray):
             raise TypeError(f"state dict entry {name!r} must be an ndarray, got "
                             f"{type(value).__name__}")
-        kinds, allowed = ("f", "floating") if name in params else (_STATE_KINDS,
+        kinds, allowed = ("f", "floating") if name in params else (ARRAY_KINDS,
                                                                      "bool, integer or floating")
         if value.dtype.kind not in kinds or value.dtype.names is not None:
             kind = "parameter" if name in params else "buffer"
@@ -154,8 +154,8 @@ def _model_state(model) -> dict:
 
 def _check_plain(value, where: str, depth: int) -> None:
     """Metadata must be JSON that loads back: str keys, bounded nesting."""
-    if depth > _MAX_DEPTH:
-        raise ValueError(f"{where} is nested more than {_MAX_DEPTH} levels deep")
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where} is nested more than {MAX_DEPTH} levels deep")
     if type(value) in _SCALARS:
         return
     if isinstance(value, (list, tuple)):
@@ -170,33 +170,6 @@ def _check_plain(value, where: str, depth: int) -> None:
         raise TypeError(f"checkpoint metadata must be JSON-serialisable: {where} is a "
                         f"{type(value).__name__} (use numbers, strings, bools, None, lists, "
                         f"dicts)")
-
-
-def _encode(value, arrays: dict, where: str, depth: int = 0):
-    """Typed JSON for an optimizer state; its arrays go to ``arrays`` under reserved names."""
-    if depth > _MAX_DEPTH:
-        raise ValueError(f"{where} is nested more than {_MAX_DEPTH} levels deep")
-    if isinstance(value, (np.ndarray, np.generic)):
-        array = np.asarray(value)
-        if array.dtype.kind not in _STATE_KINDS or array.dtype.names is not None:
-            raise TypeError(f"{where} has dtype {array.dtype}; a checkpoint stores bool, "
-                            f"integer or floating arrays")
-        index = len(arrays)
-        arrays[f"{_OPT}{index}"] = array
-        return {"__array__" if isinstance(value, np.ndarray) else "__scalar__": index}
-    if type(value) in _SCALARS:
-        return value
-    if isinstance(value, list):
-        return [_encode(v, arrays, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
-    if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v, arrays, f"{where}[{i}]", depth + 1)
-                              for i, v in enumerate(value)]}
-    if isinstance(value, dict):
-        return {"__dict__": [[_encode(k, arrays, f"{where} key", depth + 1),
-                              _encode(v, arrays, f"{where}[{k!r}]", depth + 1)]
-                             for k, v in value.items()]}
-    raise TypeError(f"{where} is a {type(value).__name__}, which a checkpoint cannot store "
-                    f"(arrays, numbers, strings, bools, None, lists, tuples, dicts)")
 
 
 # --------------------------------------------------------------------------- load
@@ -254,7 +227,7 @@ def load(path, model=None, optimizer=None):
 
 
 def _read(path: str):
-    arrays = read_npz(path, kinds={_META: "U", "*": _STATE_KINDS}, what=_WHAT,
+    arrays = read_npz(path, kinds={_META: "U", "*": ARRAY_KINDS}, what=_WHAT,
                       error=CheckpointError, limits={_META: 4 * _MAX_META_CHARS})
     if _META not in arrays:
         raise CheckpointError(f"{path!r} is a .npz file but not a matconv checkpoint (no "
@@ -275,13 +248,14 @@ def _read(path: str):
         raise CheckpointError(f"{path!r} has checkpoint format {repr(version)[:40]}; this "
                               f"matconv reads formats {' and '.join(map(str, _READABLE))}")
     for name in arrays:
-        if name.startswith("__") and not name.startswith(_OPT):
+        if name.startswith("__") and not re.fullmatch(rf"{re.escape(_OPT)}[0-9]{{1,9}}", name):
             raise CheckpointError(f"{path!r} has an unknown reserved entry {name[:60]!r}")
     return arrays, meta
 
 
 def _optimizer_state(path: str, arrays: dict, encoded):
-    stored = {k: arrays.pop(k) for k in list(arrays) if k.startswith(_OPT)}
+    """The stored optimizer state (or None), taking its ``__optimizer__.<i>`` arrays."""
+    stored = {int(k[len(_OPT):]): arrays.pop(k) for k in list(arrays) if k.startswith(_OPT)}
     if encoded is None:
         if stored:
             raise CheckpointError(f"{path!r} has optimizer arrays but no optimizer state")
@@ -291,48 +265,12 @@ def _optimizer_state(path: str, arrays: dict, encoded):
         return CheckpointError(f"{path!r} has a malformed optimizer state: {problem}")
 
     used = set()
-    state = _decode(encoded, stored, used, fail, 0)
+    state = decode(encoded, stored, fail, used)
     if not isinstance(state, dict):
         raise fail(f"expected a dict, got {type(state).__name__}")
     if used != set(stored):
         raise fail(f"unreferenced arrays {sorted(set(stored) - used)[:5]}")
     return state
-
-
-def _decode(value, arrays: dict, used: set, fail, depth: int):
-    if depth > _MAX_DEPTH:
-        raise fail(f"nested more than {_MAX_DEPTH} levels deep")
-    if type(value) in _SCALARS:
-        return value
-    if isinstance(value, list):
-        return [_decode(v, arrays, used, fail, depth + 1) for v in value]
-    if isinstance(value, dict) and len(value) == 1:
-        (tag, body), = value.items()
-        if tag in ("__array__", "__scalar__") and type(body) is int:
-            name = f"{_OPT}{body}"
-            if name not in arrays or name in used:
-                raise fail(f"array {body} is missing or used twice")
-            used.add(name)
-            if tag == "__array__":
-                return arrays[name]
-            if arrays[name].ndim != 0:
-                raise fail(f"scalar {body} has shape {arrays[name].shape}")
-            return arrays[name][()]
-        if tag == "__tuple__" and isinstance(body, list):
-            return tuple(_decode(v, arrays, used, fail, depth + 1) for v in body)
-        if tag == "__dict__" and isinstance(body, list):
-            out = {}
-            for pair in body:
-                if not (isinstance(pair, list) and len(pair) == 2):
-                    raise fail("a dict entry is not a [key, value] pair")
-                key = _decode(pair[0], arrays, used, fail, depth + 1)
-                try:
-                    hash(key)
-                except TypeError:
-                    raise fail(f"unhashable dict key {str(key)[:60]}") from None
-                out[key] = _decode(pair[1], arrays, used, fail, depth + 1)
-            return out
-    raise fail(f"unrecognised value {str(value)[:60]}")
 
 
 def _spec_problem(spec):
