@@ -169,9 +169,11 @@ def _load_npz(path: str) -> sp.csr_array:
         stored = _check_coo(data, arrays["row"], arrays["col"], shape, fail)
     else:
         stored = _check_dia(data, arrays["offsets"], shape, fail)
-    # The CSR result, and as much again for the conversion's temporaries.
-    _check_budget(2 * _csr_bytes(stored, data.dtype.itemsize, shape[0]), path, _NPZ_WHAT,
-                  f"shape {shape}, up to {stored} stored values")
+    # The arrays already read, the CSR result, and as much again for the conversion's
+    # temporaries: the whole load stays within one budget.
+    held = sum(a.nbytes for a in arrays.values())
+    _check_budget(held + 2 * _csr_bytes(stored, data.dtype.itemsize, shape[0]), path,
+                  _NPZ_WHAT, f"shape {shape}, up to {stored} stored values")
     if fmt == "csr":
         return sp.csr_array((data, arrays["indices"], arrays["indptr"]), shape=shape)
     if fmt in ("csc", "bsr"):

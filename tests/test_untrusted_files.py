@@ -258,6 +258,17 @@ def test_malformed_sparse_structure_is_refused(tmp_path, label, arrays, problem)
     assert str(info.value).startswith(f"{str(path)!r} is not a readable sparse matrix file")
 
 
+def test_the_csr_result_is_estimated_before_it_is_built(tmp_path):
+    # One stored value, but CSR needs an indptr of 10**12 + 1 entries: 7.3 TiB.
+    path = h.write_npz(tmp_path / "tall.npz", {
+        "format": np.array(b"coo"), "shape": np.array([10**12, 1]), "data": np.ones(1),
+        "row": np.array([5]), "col": np.array([0])})
+    with pytest.raises(MatrixFileError, match=r"loading sparse matrix file \(\.npz\) '.*tall\.npz' "
+                                              r"as a CSR matrix \(shape \(1000000000000, 1\), up "
+                                              r"to 1 stored values\) would take about 14\.6 TiB"):
+        mc.load_matrix(path)
+
+
 def test_the_issue_cases_would_have_crashed_scipy_products(tmp_path):
     # What the issue reported: these load in scipy (no full check), and a product reads out
     # of bounds. load_matrix refuses them; scipy's own full check agrees they are invalid.
