@@ -209,7 +209,9 @@ def load(path, model=None, optimizer=None):
             raise ValueError("optimizer needs model: an optimizer holds the parameters of an "
                              "existing model; pass load(path, model=model, optimizer=optimizer)")
     arrays, meta = _read(path)
-    opt_state = _optimizer_state(path, arrays, meta.pop("optimizer", None))
+    # Format 1 had no optimizer state: there, "optimizer" is the user's own metadata.
+    encoded = meta.pop("optimizer", None) if meta["format"] >= 2 else None
+    opt_state = _optimizer_state(path, arrays, encoded)
     if optimizer is not None and opt_state is None:
         raise CheckpointError(f"{path!r} holds no optimizer state (it was saved without "
                               f"optimizer=)")

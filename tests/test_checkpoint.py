@@ -151,11 +151,11 @@ def test_plain_module_subclass_round_trips(tmp_path):
 def test_format_1_files_still_load(tmp_path):
     model = models.lenet(seed=0, channels=(2, 2), hidden=4)
     path = tmp_path / "old.npz"
-    meta = json.dumps({"format": 1, "spec": model.spec, "note": "v1"})
+    meta = json.dumps({"format": 1, "spec": model.spec, "note": "v1", "optimizer": "adam"})
     np.savez(path, **{n: p.data for n, p in model.named_parameters()},
              __matconv__=np.array(meta))   # what the format 1 writer did
     again, got = checkpoint.load(path)
-    assert got["note"] == "v1"
+    assert got["note"] == "v1" and got["optimizer"] == "adam"   # user metadata in format 1
     x = data.load_digits("test")[0][:3]
     np.testing.assert_array_equal(again(x), model(x))
 
