@@ -69,7 +69,8 @@ def save(model, path, *, optimizer=None, **metadata) -> None:
         Anything with ``state_dict()``/``load_state_dict()`` in PyTorch's layout.
     **metadata
         JSON values (numbers, strings, bools, None, lists, dicts with string keys) stored
-        beside the weights; ``format``, ``spec`` and ``optimizer`` are reserved.
+        beside the weights; numpy scalars are stored as Python numbers and tuples come back
+        as lists. ``format``, ``spec`` and ``optimizer`` are reserved.
 
     Raises
     ------
@@ -101,8 +102,7 @@ def save(model, path, *, optimizer=None, **metadata) -> None:
     reserved = sorted(set(metadata) & set(_RESERVED_META))
     if reserved:
         raise ValueError(f"metadata keys {reserved} are reserved by the checkpoint format")
-    _check_plain(metadata, "metadata", 0)
-    meta = {"format": FORMAT_VERSION, "spec": spec, **metadata}
+    meta = {"format": FORMAT_VERSION, "spec": spec, **_plain(metadata, "metadata", 0)}
     if optimizer is not None:
         state = _methods(optimizer, "optimizer").state_dict()
         if not isinstance(state, dict):
@@ -152,24 +152,24 @@ def _model_state(model) -> dict:
     return arrays
 
 
-def _check_plain(value, where: str, depth: int) -> None:
-    """Metadata must be JSON that loads back: str keys, bounded nesting."""
+def _plain(value, where: str, depth: int):
+    """Metadata as JSON that loads back: numpy bool/int/float scalars become Python numbers;
+    str keys, bounded nesting; anything else is a TypeError naming where it is."""
     if depth > MAX_DEPTH:
         raise ValueError(f"{where} is nested more than {MAX_DEPTH} levels deep")
     if type(value) in _SCALARS:
-        return
+        return value
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
     if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check_plain(item, f"{where}[{i}]", depth + 1)
-    elif isinstance(value, dict):
-        for key, item in value.items():
+        return [_plain(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        for key in value:
             if not isinstance(key, str):
                 raise TypeError(f"{where} has the key {key!r}; JSON keys are strings")
-            _check_plain(item, f"{where}[{key!r}]", depth + 1)
-    else:
-        raise TypeError(f"checkpoint metadata must be JSON-serialisable: {where} is a "
-                        f"{type(value).__name__} (use numbers, strings, bools, None, lists, "
-                        f"dicts)")
+        return {key: _plain(item, f"{where}[{key!r}]", depth + 1) for key, item in value.items()}
+    raise TypeError(f"checkpoint metadata must be JSON-serialisable: {where} is a "
+                    f"{type(value).__name__} (use numbers, strings, bools, None, lists, dicts)")
 
 
 # --------------------------------------------------------------------------- load

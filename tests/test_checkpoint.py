@@ -162,10 +162,11 @@ def test_format_1_files_still_load(tmp_path):
 
 def test_metadata_round_trip_and_json_conventions(tmp_path):
     path = tmp_path / "m.npz"
-    checkpoint.save(WithBuffers(), path, history={"loss": [1.5, 0.5]}, pair=(1, 2), none=None,
-                    nan=math.nan)
+    checkpoint.save(WithBuffers(), path, history={"loss": [1.5, np.float32(0.5)]}, pair=(1, 2),
+                    none=None, nan=math.nan, epochs=np.int64(3), ok=np.bool_(True))
     _, meta = checkpoint.load(path, model=WithBuffers())
     assert meta["history"] == {"loss": [1.5, 0.5]} and meta["none"] is None
+    assert type(meta["epochs"]) is int and meta["ok"] is True  # numpy scalars as Python
     assert meta["pair"] == [1, 2] and math.isnan(meta["nan"])   # JSON: tuples become lists
 
 
@@ -203,8 +204,10 @@ SAVE_REFUSALS = [
      "'running_mean' has dtype complex128; a checkpoint stores a buffer as bool, integer"),
     ("no state dict", lambda p: checkpoint.save(object(), p), TypeError,
      "model must have state_dict"),
-    ("numpy metadata", lambda p: checkpoint.save(WithBuffers(), p, acc=np.float32(1)),
-     TypeError, r"metadata\['acc'\] is a float32"),
+    ("array metadata", lambda p: checkpoint.save(WithBuffers(), p, acc=np.ones(2)),
+     TypeError, r"metadata\['acc'\] is a ndarray"),
+    ("complex metadata", lambda p: checkpoint.save(WithBuffers(), p, z=[np.complex64(1)]),
+     TypeError, r"metadata\['z'\]\[0\] is a complex64"),
     ("set metadata", lambda p: checkpoint.save(WithBuffers(), p, tags={1}), TypeError,
      "is a set"),
     ("int key metadata", lambda p: checkpoint.save(WithBuffers(), p, d={1: 2}), TypeError,
