@@ -22,13 +22,25 @@ pairs an images file with a labels file. Nothing here downloads anything.
 """
 from __future__ import annotations
 
-import errno
+import contextlib
 import gzip
+import math
 import os
 import zlib
 from importlib import resources
 
 import numpy as np
+
+from .fileio import (
+    CHUNK,
+    FileFormatError,
+    atomic_write,
+    check_path,
+    open_regular,
+    read_bounded,
+    read_npz,
+)
+from .memory import check_memory
 
 __all__ = ["load_digits", "load_idx", "load_idx_dataset", "write_idx"]
 
@@ -45,12 +57,22 @@ _IDX_DTYPES = {
 }
 _IDX_CODES = {dt.newbyteorder("="): code for code, dt in _IDX_DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
+# deflate cannot expand data by more than about 1032:1, so a gzip file of n bytes holds at
+# most ~1032 n: a header asking for more is refused before anything is decompressed.
+_MAX_GZIP_RATIO = 1100
+_GZIP_DAMAGE = (gzip.BadGzipFile, EOFError, zlib.error)
+_DIGITS_KINDS = {"train_images": "u", "train_labels": "u", "test_images": "u",
+                 "test_labels": "u", "license": "U", "source": "U"}
 
 
 def _float_dtype(dtype) -> np.dtype:
-    dt = np.dtype(dtype)
-    if dt.kind != "f":
-        raise TypeError(f"dtype must be a floating-point dtype (images are scaled to [0, 1]), got {dt}")
+    try:
+        dt = np.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind != "f":
+        raise TypeError(f"dtype must be a floating-point dtype (images are scaled to [0, 1]), "
+                        f"got {dtype!r}")
     return dt
 
 
@@ -91,28 +113,60 @@ def load_digits(split: str = "train", dtype=np.float32):
         raise ValueError(f"split must be one of {SPLITS!r}, got {split!r}")
     dt = _float_dtype(dtype)
     ref = resources.files(__package__) / "data" / "digits.npz"
-    with ref.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
-        images = npz[f"{split}_images"]
-        labels = npz[f"{split}_labels"]
+    with resources.as_file(ref) as path:
+        arrays = read_npz(os.fspath(path), kinds=_DIGITS_KINDS, what="bundled digits file")
+    images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
     out = images.astype(dt)[:, None, :, :]
     out /= 16
     return out, labels.astype(np.int64)
 
 
 # --------------------------------------------------------------------------- IDX format
-def _read_bytes(path) -> bytes:
-    name = os.fspath(path)
-    try:
-        with open(name, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise FileNotFoundError(errno.ENOENT, "IDX file not found", name) from None
-    if raw[:2] == _GZIP_MAGIC:
+@contextlib.contextmanager
+def _idx_stream(name: str):
+    """Yield ``(stream, file size, gzip?)`` for an IDX file, decompressing if it is gzip."""
+    with open_regular(name, "IDX file") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        compressed = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        if not compressed:
+            yield raw, size, False
+            return
+        with gzip.GzipFile(fileobj=raw, mode="rb") as fh:
+            yield fh, size, True
+
+
+def _read_header(fh, name: str):
+    """Read the magic number and the dimensions; return ``(dtype, shape, header bytes)``."""
+    head = fh.read(4)
+    if len(head) < 4:
+        raise FileFormatError(f"{name}: truncated header: {len(head)} bytes, an IDX file "
+                              f"starts with 4")
+    if head[0] != 0 or head[1] != 0:
+        raise FileFormatError(f"{name}: bad magic number 0x{head.hex()}: an IDX file starts "
+                              f"with two zero bytes (is it an IDX file?)")
+    code, ndim = head[2], head[3]
+    if code not in _IDX_DTYPES:
+        known = ", ".join(f"0x{c:02x}" for c in _IDX_DTYPES)
+        raise FileFormatError(f"{name}: unknown IDX type code 0x{code:02x} (known: {known})")
+    dims = fh.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise FileFormatError(f"{name}: truncated header: {ndim} dimensions need {4 + 4 * ndim} "
+                              f"bytes, the file has {4 + len(dims)}")
+    shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">i4"))
+    if any(d < 0 for d in shape):
+        raise FileFormatError(f"{name}: negative dimension in shape {shape}")
+    return _IDX_DTYPES[code], shape, 4 + 4 * ndim
+
+
+def _idx_info(name: str):
+    """``(dtype, shape)`` of an IDX file, reading only its header."""
+    with _idx_stream(name) as (fh, _, _):
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"{name}: corrupt gzip data ({exc})") from None
-    return raw
+            dt, shape, _ = _read_header(fh, name)
+        except _GZIP_DAMAGE as exc:
+            raise FileFormatError(f"{name}: corrupt gzip data ({exc})") from None
+    return dt.newbyteorder("="), shape
 
 
 def load_idx(path) -> np.ndarray:
@@ -122,6 +176,10 @@ def load_idx(path) -> np.ndarray:
     ``0x0C`` int32, ``0x0D`` float32, ``0x0E`` float64), a byte with the number of dimensions,
     one big-endian int32 per dimension, then the data, big-endian, in C order. gzip files are
     recognised by their content (the usual ``.gz`` suffix is not needed).
+
+    Safe on files from anyone: the header's size is checked against the file's size (for gzip,
+    against what that much deflate data can hold) and the memory budget before anything is
+    allocated, and the data is decompressed in bounded reads, never past the declared size.
 
     Parameters
     ----------
@@ -139,8 +197,10 @@ def load_idx(path) -> np.ndarray:
         If there is no such file.
     ValueError
         If the file is not valid IDX: bad magic number, unknown type code, negative dimension,
-        truncated header or data, trailing bytes after the data, or corrupt gzip. The message
-        names the file.
+        truncated header or data, trailing bytes after the data, corrupt gzip, or data over the
+        memory budget. The message names the file.
+    TypeError
+        If ``path`` is not a path.
 
     Examples
     --------
@@ -153,43 +213,59 @@ def load_idx(path) -> np.ndarray:
     array([[  0,   1,   2],
            [253, 254, 255]], dtype=uint8)
     """
-    name = os.fspath(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise ValueError(f"{name}: truncated header: {len(raw)} bytes, an IDX file starts with 4")
-    if raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{name}: bad magic number 0x{raw[:4].hex()}: an IDX file starts with two "
-                         "zero bytes (is it an IDX file?)")
-    code, ndim = raw[2], raw[3]
-    if code not in _IDX_DTYPES:
-        known = ", ".join(f"0x{c:02x}" for c in _IDX_DTYPES)
-        raise ValueError(f"{name}: unknown IDX type code 0x{code:02x} (known: {known})")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{name}: truncated header: {ndim} dimensions need {header} bytes, "
-                         f"the file has {len(raw)}")
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
-    if any(d < 0 for d in shape):
-        raise ValueError(f"{name}: negative dimension in shape {shape}")
-    dt = _IDX_DTYPES[code]
-    expected = dt.itemsize * int(np.prod(shape, dtype=np.int64))
-    got = len(raw) - header
-    if got < expected:
-        raise ValueError(f"{name}: truncated data: shape {shape} of {dt.newbyteorder('=')} needs "
-                         f"{expected} bytes, the file has {got}")
-    if got > expected:
-        raise ValueError(f"{name}: {got - expected} trailing bytes after the data of shape {shape}")
-    data = np.frombuffer(raw, dtype=dt, count=expected // dt.itemsize, offset=header)
-    return data.astype(dt.newbyteorder("="), copy=True).reshape(shape)
+    name = check_path(path)
+    with _idx_stream(name) as (fh, size, compressed):
+        try:
+            return _read_idx(fh, name, size, compressed)
+        except _GZIP_DAMAGE as exc:
+            raise FileFormatError(f"{name}: corrupt gzip data ({exc})") from None
+
+
+def _read_idx(fh, name: str, size: int, compressed: bool) -> np.ndarray:
+    dt, shape, header = _read_header(fh, name)
+    native = dt.newbyteorder("=")
+    count = math.prod(shape)
+    nbytes = count * dt.itemsize
+    if not compressed and size - header != nbytes:
+        got = size - header
+        if got < nbytes:
+            raise FileFormatError(f"{name}: truncated data: shape {shape} of {native} needs "
+                                  f"{nbytes} bytes, the file has {got}")
+        raise FileFormatError(f"{name}: {got - nbytes} trailing bytes after the data of shape "
+                              f"{shape}")
+    if compressed and header + nbytes > _MAX_GZIP_RATIO * size:
+        raise FileFormatError(f"{name}: shape {shape} of {native} needs {nbytes} bytes, more "
+                              f"than {size} bytes of gzip data can hold (truncated file or "
+                              f"lying header)")
+    try:
+        check_memory(nbytes, f"reading IDX file {name} (shape {shape}, {native})",
+                     "use a smaller file")
+    except ValueError as exc:
+        raise FileFormatError(str(exc)) from None
+    data = np.empty(count, dtype=dt)
+    got = read_bounded(fh, memoryview(data.view(np.uint8))) if nbytes else 0
+    if got < nbytes:
+        raise FileFormatError(f"{name}: truncated data: shape {shape} of {native} needs "
+                              f"{nbytes} bytes, the file has {got}")
+    if compressed and fh.read(1):  # also makes gzip check its CRC and length
+        raise FileFormatError(f"{name}: trailing bytes after the data of shape {shape}")
+    if not dt.isnative:
+        data.byteswap(inplace=True)
+        data = data.view(native)
+    return data.reshape(shape)
 
 
 def write_idx(path, array) -> None:
     """Write ``array`` as an IDX file; gzip-compressed when ``path`` ends in ``.gz``.
 
+    The write is atomic: a failure (a full disk, a missing directory) raises and leaves any
+    previous file at ``path`` unchanged. The data is converted and compressed in chunks, so
+    writing needs little memory beyond ``array`` itself.
+
     Parameters
     ----------
     path : str or os.PathLike
-        Destination; overwritten if it exists.
+        Destination; replaced if it exists.
     array : array_like
         Of dtype uint8, int8, int16, int32, float32 or float64 (no implicit conversion) and at
         most 255 dimensions, each below 2**31.
@@ -198,6 +274,10 @@ def write_idx(path, array) -> None:
     ------
     ValueError
         If the dtype or shape cannot be stored in IDX.
+    TypeError
+        If ``path`` is not a path.
+    OSError
+        If the file cannot be written (the previous file is left as it was).
 
     Examples
     --------
@@ -208,22 +288,34 @@ def write_idx(path, array) -> None:
     ...     load_idx(path)
     array([258,  -2], dtype=int16)
     """
+    name = check_path(path)
     a = np.asarray(array)
     code = _IDX_CODES.get(a.dtype.newbyteorder("="))
     if code is None:
         names = ", ".join(str(dt.newbyteorder("=")) for dt in _IDX_DTYPES.values())
         raise ValueError(f"IDX cannot store dtype {a.dtype}; supported: {names}")
-    if a.ndim > 255:
+    if a.ndim > 255:  # pragma: no cover - numpy allows at most 64 dimensions
         raise ValueError(f"IDX stores at most 255 dimensions, got {a.ndim}")
     if any(d >= 2**31 for d in a.shape):
         raise ValueError(f"IDX dimensions must be below 2**31, got shape {a.shape}")
     header = bytes([0, 0, code, a.ndim]) + np.array(a.shape, dtype=">i4").tobytes()
-    payload = header + np.ascontiguousarray(a, dtype=_IDX_DTYPES[code]).tobytes()
-    name = os.fspath(path)
-    if os.fsdecode(name).lower().endswith(".gz"):
-        payload = gzip.compress(payload, mtime=0)
-    with open(name, "wb") as fh:
-        fh.write(payload)
+    with atomic_write(name) as raw:
+        if not name.lower().endswith(".gz"):
+            _write_data(raw, header, a, _IDX_DTYPES[code])
+            return
+        # No file name and a zero time stamp in the gzip header: the same array always gives
+        # the same bytes.
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as fh:
+            _write_data(fh, header, a, _IDX_DTYPES[code])
+
+
+def _write_data(fh, header: bytes, a: np.ndarray, dtype: np.dtype) -> None:
+    fh.write(header)
+    # Big-endian C-order chunks, converted through a bounded buffer (as np.save does).
+    for chunk in np.nditer(a, flags=["external_loop", "buffered", "zerosize_ok"],
+                           buffersize=max(1, CHUNK // dtype.itemsize), order="C",
+                           op_dtypes=[dtype], casting="equiv"):
+        fh.write(chunk.tobytes())
 
 
 def load_idx_dataset(images_path, labels_path, dtype=np.float32):
@@ -263,18 +355,29 @@ def load_idx_dataset(images_path, labels_path, dtype=np.float32):
     ((3, 1, 2, 2), 1.0, [7, 0, 9])
     """
     dt = _float_dtype(dtype)
-    images = load_idx(images_path)
-    labels = load_idx(labels_path)
-    ipath, lpath = os.fspath(images_path), os.fspath(labels_path)
-    if images.ndim != 3:
-        raise ValueError(f"{ipath}: expected images of shape (n, H, W), got shape {images.shape}")
-    if labels.ndim != 1:
-        raise ValueError(f"{lpath}: expected labels of shape (n,), got shape {labels.shape}")
-    if labels.dtype.kind not in "iu":
-        raise ValueError(f"{lpath}: expected integer labels, got {labels.dtype}")
-    if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{ipath} holds {images.shape[0]} images but {lpath} holds "
-                         f"{labels.shape[0]} labels")
+    ipath = check_path(images_path, name="images_path")
+    lpath = check_path(labels_path, name="labels_path")
+    # Shapes, dtypes and counts from the headers, and the memory from the shapes, before any
+    # data is read.
+    image_dtype, image_shape = _idx_info(ipath)
+    label_dtype, label_shape = _idx_info(lpath)
+    if len(image_shape) != 3:
+        raise ValueError(f"{ipath}: expected images of shape (n, H, W), got shape {image_shape}")
+    if len(label_shape) != 1:
+        raise ValueError(f"{lpath}: expected labels of shape (n,), got shape {label_shape}")
+    if label_dtype.kind not in "iu":
+        raise ValueError(f"{lpath}: expected integer labels, got {label_dtype}")
+    if image_shape[0] != label_shape[0]:
+        raise ValueError(f"{ipath} holds {image_shape[0]} images but {lpath} holds "
+                         f"{label_shape[0]} labels")
+    count = math.prod(image_shape)
+    check_memory(count * (image_dtype.itemsize + dt.itemsize)
+                 + label_shape[0] * (label_dtype.itemsize + 8),
+                 f"loading {ipath} as {dt} images (shape {image_shape})", "use a smaller file")
+    images = load_idx(ipath)
+    labels = load_idx(lpath)
+    if images.shape != image_shape or labels.shape != label_shape:
+        raise ValueError(f"{ipath} or {lpath} changed while being read")
     out = images.astype(dt)[:, None, :, :]
     if images.dtype == np.uint8:
         out /= 255

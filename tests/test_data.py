@@ -87,8 +87,10 @@ def test_dtype_handling():
     assert images64.dtype == np.float64 and labels.dtype == np.int64
     np.testing.assert_array_equal(images64, images32.astype(np.float64))
     assert load_digits("test", dtype="float16")[0].dtype == np.float16
-    with pytest.raises(TypeError, match="floating-point"):
-        load_digits("train", dtype=np.int64)
+    for bad in (np.int64, None, "f32", "int8"):  # None would be numpy's float64
+        with pytest.raises(TypeError, match=rf"dtype must be a floating-point dtype .*, got "
+                                            rf"{re.escape(repr(bad))}"):
+            load_digits("train", dtype=bad)
 
 
 def test_returned_arrays_are_fresh_copies():
