@@ -12,8 +12,7 @@ import numpy as np
 from ..geometry import ConvGeometry, as_tuple, check_output_padding
 from ..layout import batched_input, float_dtype, spatial_names, to_batch_last
 from ..operators import LOWERINGS, conv_plan
-from .init import uniform_fan_in
-from .module import Module, Parameter
+from .module import Module, init_parameter
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
            "choose_lowering"]
@@ -50,10 +49,10 @@ class _LoweredLayer(Module):
     transposed = False
 
     def _init_parameters(self, geometry, bias, dtype, rng, fan_in):
-        dtype = float_dtype(dtype)
-        self.weight = Parameter(uniform_fan_in(geometry.weight_shape, fan_in, dtype, rng))
+        dtype, name = float_dtype(dtype), type(self).__name__
+        self.weight = init_parameter(geometry.weight_shape, fan_in, dtype, rng, name)
         n_out = geometry.in_channels if self.transposed else geometry.out_channels
-        self.bias = Parameter(uniform_fan_in((n_out,), fan_in, dtype, rng)) if bias else None
+        self.bias = init_parameter((n_out,), fan_in, dtype, rng, name) if bias else None
 
     @property
     def dtype(self) -> np.dtype:

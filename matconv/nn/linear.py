@@ -9,8 +9,8 @@ import numpy as np
 from ..layout import check_float_array, columns, float_dtype
 from ..operators import Dense, Diagonal
 from ..operators import Identity as IdentityOperator
-from .init import default_rng, uniform_fan_in
-from .module import Module, Parameter
+from .init import default_rng
+from .module import Module, init_parameter
 
 __all__ = ["Linear", "Flatten", "Dropout", "Identity"]
 
@@ -55,10 +55,10 @@ class Linear(Module):
         self.in_features = _positive_int("in_features", in_features)
         self.out_features = _positive_int("out_features", out_features)
         dtype = float_dtype(dtype)
-        self.weight = Parameter(uniform_fan_in((self.out_features, self.in_features),
-                                               self.in_features, dtype, rng))
-        self.bias = Parameter(uniform_fan_in((self.out_features,), self.in_features, dtype,
-                                             rng)) if bias else None
+        self.weight = init_parameter((self.out_features, self.in_features), self.in_features,
+                                     dtype, rng, "Linear")
+        self.bias = init_parameter((self.out_features,), self.in_features, dtype, rng,
+                                   "Linear") if bias else None
 
     @property
     def dtype(self):

@@ -10,17 +10,20 @@ reuses layers trains exactly like a ``Sequential``.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import NamedTuple
 
 import numpy as np
 
 from ..layout import float_dtype
+from ..memory import check_memory
+from .init import uniform_fan_in
 from .recorded import Recorded
 from .tape import ForwardRequiredError, Frame, Span, Tape, _frames, current_frame, is_recording
 from .tape import _state as _tape_state
 
-__all__ = ["Parameter", "Module", "IncompatibleKeys", "StateDictError"]
+__all__ = ["Parameter", "Module", "IncompatibleKeys", "StateDictError", "init_parameter"]
 
 
 class StateDictError(ValueError, KeyError):
@@ -68,6 +71,18 @@ class Parameter:
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+def init_parameter(shape, fan_in: int, dtype, rng, owner: str) -> Parameter:
+    """A parameter drawn from PyTorch's default ``U(±1/sqrt(fan_in))``, its size estimated
+    against the memory budget first (drawing happens in float64, then the gradient)."""
+    n = math.prod(shape)
+    check_memory(n * (8 + 2 * np.dtype(dtype).itemsize),
+                 f"the parameters of {owner} ({' x '.join(map(str, shape))})",
+                 "use fewer channels or features")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator or None, got {rng!r}")
+    return Parameter(uniform_fan_in(shape, fan_in, dtype, rng))
 
 
 class IncompatibleKeys(NamedTuple):
