@@ -27,13 +27,5 @@ from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = [
-           "SGD",
-           "Adam",
-           "AdamW",
-           "Optimizer",
-           "RMSprop",
-           "clip_grad_norm_",
-           "clip_grad_value_",
-           "lr_scheduler",
-]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "clip_grad_norm_", "clip_grad_value_",
+           "lr_scheduler"]
