@@ -7,7 +7,8 @@ from .container import Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .init import manual_seed
 from .linear import Dropout, Flatten, Linear
-from .loss import BCELoss, CrossEntropyLoss, MSELoss, NLLLoss, SquaredError
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss,
+                   NLLLoss, SmoothL1Loss, SquaredError)
 from .module import Module, Parameter
 from .maxpool import AdaptiveMaxPool2d, ChannelMaxPool, MaxPool1d, MaxPool2d, MaxPool3d
 from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, AvgPool3d,
@@ -23,4 +24,5 @@ __all__ = [
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
     "Linear", "Flatten", "Dropout", "Sequential",
     "MSELoss", "SquaredError", "CrossEntropyLoss", "NLLLoss", "BCELoss",
+    "BCEWithLogitsLoss", "L1Loss", "SmoothL1Loss", "HuberLoss",
 ]
