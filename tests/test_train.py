@@ -169,7 +169,7 @@ def test_train_flags(tmp_path):
 
 @pytest.mark.parametrize("args, match", [
     (("train", "--epochs", "zero"), "argument --epochs: expected a positive int, got 'zero'"),
-    (("train", "--optimizer", "rmsprop"), "argument --optimizer: invalid choice: 'rmsprop'"),
+    (("train", "--optimizer", "lbfgs"), "argument --optimizer: invalid choice: 'lbfgs'"),
     (("train", "--lr", "-1"), "argument --lr: expected a positive number"),
     (("evaluate", "/nonexistent/x.npz"), "checkpoint '/nonexistent/x.npz' does not exist"),
     (("frobnicate",), "invalid choice: 'frobnicate'"),
