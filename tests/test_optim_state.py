@@ -199,3 +199,19 @@ def test_load_state_dict_errors_leave_the_optimizer_unchanged(state_dict, error,
     assert after["param_groups"] == before["param_groups"]
     np.testing.assert_array_equal(after["state"][0]["momentum_buffer"],
                                   before["state"][0]["momentum_buffer"])
+
+
+def test_torch_state_dict_loads_directly_without_conversion(rng):
+    """Tensors (0-d float ``step`` included) are read through numpy, no ``.numpy()`` needed."""
+    torch = pytest.importorskip("torch")
+    init = [rng.standard_normal(s) for s in SHAPES]
+    grads = _gradient_sequence(rng, SHAPES, 6)
+    make = lambda ps: torch.optim.Adam(ps, lr=0.05, amsgrad=True)
+    _, tparams, topt = _run_torch(torch, make, init, grads[:3])
+    params = [Parameter(p.detach().numpy().copy()) for p in tparams]
+    opt = Adam(params)
+    opt.load_state_dict(topt.state_dict())
+    assert opt.state[0]["step"] == 3 and isinstance(opt.state[0]["exp_avg"], np.ndarray)
+    ours, _, _ = _run_matconv(None, None, grads[3:], params=params, opt=opt)
+    theirs, _, _ = _run_torch(torch, None, None, grads[3:], params=tparams, opt=topt)
+    _assert_same_trajectory(ours, theirs, rtol=1e-9)
