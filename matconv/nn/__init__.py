@@ -11,18 +11,12 @@ from .container import ModuleList, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .init import manual_seed
 from .linear import Dropout, Flatten, Identity, Linear
-from .loss import BCELoss, CrossEntropyLoss, MSELoss, NLLLoss, SquaredError
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss,
+                   NLLLoss, SmoothL1Loss, SquaredError)
 from .maxpool import AdaptiveMaxPool2d, ChannelMaxPool, MaxPool1d, MaxPool2d, MaxPool3d
 from .module import Module, Parameter
-from .pooling import (
-                      AdaptiveAvgPool1d,
-                      AdaptiveAvgPool2d,
-                      AvgPool1d,
-                      AvgPool2d,
-                      AvgPool3d,
-                      LPPool1d,
-                      LPPool2d,
-)
+from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, AvgPool3d,
+                      LPPool1d, LPPool2d)
 from .recorded import cat
 from .tape import ForwardRequiredError, no_grad
 from .upsample import Upsample
@@ -37,4 +31,5 @@ __all__ = [
     "Linear", "Flatten", "Dropout", "Identity", "Sequential", "ModuleList",
     "Residual", "ResidualBlock", "Concat", "WaveNetBlock", "WaveNetStack",
     "MSELoss", "SquaredError", "CrossEntropyLoss", "NLLLoss", "BCELoss",
+    "BCEWithLogitsLoss", "L1Loss", "SmoothL1Loss", "HuberLoss",
 ]
