@@ -1,7 +1,6 @@
 """``train.fit`` and ``train.evaluate`` for any task: metrics that follow the targets (the bugs of
 accuracy on autoencoders and on 2-D or string labels), validation, callbacks, early stopping,
 schedulers, checkpoints, and the argument errors."""
-import inspect
 
 import numpy as np
 import pytest
@@ -229,12 +228,6 @@ def test_scheduler_stepped_per_batch():
 
 # -- checkpoints --------------------------------------------------------------------------------
 
-_SAVES_OPTIMIZERS = "optimizer" in inspect.signature(checkpoint.save).parameters
-
-
-@pytest.mark.xfail(not _SAVES_OPTIMIZERS, strict=True,
-                   reason="needs checkpoint.save(model, path, optimizer=...), being added to "
-                          "matconv.checkpoint in parallel")
 def test_checkpoint_saves_model_and_optimizer_every_epoch(tmp_path):
     from matconv import models
     x, y = _digits(64)
