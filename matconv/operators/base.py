@@ -25,6 +25,8 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
+from ..memory import check_memory
+
 __all__ = ["Operator", "Transposed", "Product", "Sum", "Scaled", "Identity", "Diagonal",
            "BlockRow"]
 
@@ -146,6 +148,12 @@ class Operator:
 
     def _pattern(self):
         return self._matrix(0)
+
+    def _check_output(self, rows: int, X: np.ndarray, what: str = "the output") -> None:
+        """Estimate a product's output ``(rows, N)`` against the memory budget first."""
+        check_memory(rows * X.shape[1] * max(X.itemsize, self.dtype.itemsize),
+                     f"{what} of {type(self).__name__} ({rows} x {X.shape[1]})",
+                     "use a smaller batch")
 
     def _check(self, X, rows: int, what: str) -> np.ndarray:
         if not isinstance(X, np.ndarray):
