@@ -106,7 +106,7 @@ def test_every_public_name_leads_to_one_page_of_the_same_object(reference):
 def test_names_are_documented_where_users_import_them(reference):
     _, stubs = reference
     for full in ("matconv.conv_matrix", "matconv.nn.Conv2d", "matconv.nn.Module",
-                 "matconv.operators.Conv", "matconv.animation.animate", "matconv.page.render_page",
+                 "matconv.operators.Conv", "matconv.page.render_page",
                  "matconv.geometry.PADDING_MODES"):
         assert f"{full}.rst" in stubs, full
     for full in ("matconv.lowering.conv_matrix", "matconv.nn.conv.Conv2d",

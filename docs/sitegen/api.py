@@ -23,6 +23,7 @@ import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .docstrings import public_bases
 from .files import prune, write_if_changed
 
 __all__ = ["GROUPS", "ApiName", "api_names", "public_modules", "write_api"]
@@ -35,8 +36,9 @@ GROUPS = (
     ("Lowering: geometry to sparse structure", ("matconv.lowering", "matconv.lowering.*")),
     ("Operators", ("matconv.operators", "matconv.operators.*")),
     ("Layers and modules", ("matconv.nn", "matconv.nn.*")),
-    ("Training", ("matconv.optim", "matconv.train", "matconv.models", "matconv.checkpoint",
-                  "matconv.data")),
+    ("Training", ("matconv.optim", "matconv.optim.*", "matconv.train", "matconv.train.*",
+                  "matconv.batches", "matconv.models", "matconv.models.*", "matconv.checkpoint",
+                  "matconv.data", "matconv.data.*")),
     ("Inspection and pictures", ("matconv.show", "matconv.compose", "matconv.scene",
                                  "matconv.plot", "matconv.animation", "matconv.animation.*",
                                  "matconv.page", "matconv.page.*", "matconv.spectral",
@@ -234,12 +236,14 @@ def name_page(entry: ApiName) -> str:
     """The reStructuredText of the page of one object documented in ``entry.module``."""
     title = f"{entry.module}.{entry.name}"
     lines = [title, "=" * len(title), "", f".. currentmodule:: {entry.module}", ""]
+    obj = getattr(importlib.import_module(entry.module), entry.name)
     if entry.kind in ("class", "exception"):
-        lines += [f".. auto{entry.kind}:: {entry.name}", "   :members:", "   :show-inheritance:"]
+        lines += [f".. auto{entry.kind}:: {entry.name}", "   :members:"]
+        if public_bases(obj.__bases__) != [object]:  # "Bases: object" says nothing
+            lines += ["   :show-inheritance:"]
     elif entry.kind == "function":
         lines += [f".. autofunction:: {entry.name}"]
     else:
-        obj = getattr(importlib.import_module(entry.module), entry.name)
         lines += [f".. autodata:: {entry.name}"]
         if not _value_is_shown(obj):
             lines += ["   :no-value:"]
