@@ -24,7 +24,6 @@ version = release = matconv.__version__
 
 extensions = [
     "sphinx.ext.autodoc",
-    "sphinx.ext.autosummary",
     "numpydoc",
     "myst_nb",        # Markdown pages (MyST) and notebooks; brings myst_parser
     "sitegen",        # writes the API pages, notebook copies and gallery before reading
@@ -39,8 +38,7 @@ nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 
-# --- API reference: sitegen writes every page, autosummary only draws the summary tables
-autosummary_generate = False
+# --- API reference: sitegen writes every page (module pages with summary tables, object pages)
 autodoc_default_options = {}
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"            # types are in the numpydoc type lines

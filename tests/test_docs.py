@@ -92,15 +92,16 @@ def test_every_public_name_leads_to_one_page_of_the_same_object(reference):
             obj = getattr(mod, name)
             if isinstance(obj, type(mod)):
                 assert f"{obj.__name__}.rst" in pages, (module, name)
-                assert f"   ~{obj.__name__}\n" in page, (module, name)
+                assert f"`~{obj.__name__}`\n" in page, (module, name)
             elif f"{module}.{name}" in documented:
                 assert documented[f"{module}.{name}"] is obj
-                assert f"\n   {name}\n" in page, (module, name)       # a row of its table
+                assert f"\n   generated/{module}.{name}\n" in page, (module, name)  # its page
+                assert f"`~{module}.{name}`\n" in page, (module, name)           # its row
             else:
                 targets = [full for full, o in documented.items()
                            if o is obj and full.rpartition(".")[2] == name]
                 assert len(targets) == 1, (module, name, targets)
-                assert f"\n   ~{targets[0]}\n" in page, (module, name)  # a link to that page
+                assert f"`~{targets[0]}`\n" in page, (module, name)  # a link to that page
 
 
 def test_names_are_documented_where_users_import_them(reference):
@@ -115,6 +116,25 @@ def test_names_are_documented_where_users_import_them(reference):
     # matconv.compose is a module, and also the name under which matconv exports the function
     # compose: the function's page must not take the module's name
     assert "matconv.compose.compose.rst" in stubs and "matconv.compose.rst" not in stubs
+
+
+def test_summaries_are_whole_first_paragraphs_that_render(reference):
+    from docutils.core import publish_doctree
+
+    text = api.summary("matconv.lowering.channel_windows", "function")
+    # a literal with ". " inside: a sentence splitter would cut it open
+    assert "``g*group_size .. + group_size - 1``" in text
+    assert text.endswith("``C * prod(input_size)``.")
+    assert api.summary("matconv.page.MAX_CELLS", "data").startswith("The page draws every")
+    assert api.summary("matconv.nn", "module").startswith("Layers, losses and the module")
+    pages, _ = reference
+    stream = StringIO()
+    publish_doctree(pages["matconv.lowering.maps.rst"].split(".. automodule")[0] + "\n"
+                    + pages["matconv.lowering.maps.rst"].split("   :no-members:\n")[1]
+                    .replace(":py:func:", ":literal:"),
+                    settings_overrides={"warning_stream": stream, "report_level": 2})
+    assert stream.getvalue() == ""
+    assert "channel_windows" in pages["matconv.lowering.maps.rst"]
 
 
 def test_constants_show_short_values_only(reference):
@@ -276,3 +296,24 @@ def test_pages_are_self_contained_and_linked_from_the_gallery(tmp_path):
         assert f'href="{path.name}"' in index
     for case in gallery.ANIMATIONS:
         assert f"```{{figure}} {case.name}.gif" in index
+
+
+def test_mathjax_is_copied_for_offline_reading(tmp_path, monkeypatch):
+    from sitegen import mathjax
+
+    target = mathjax.copy_mathjax(tmp_path / "_static")
+    script = tmp_path / "_static" / mathjax.MATHJAX_PATH
+    assert b"MathJax" in script.read_bytes()
+    assert list(target.glob("output/chtml/fonts/woff-v2/*.woff"))  # the fonts it loads
+    assert (target / "input" / "tex" / "extensions").is_dir()      # what it loads on demand
+    monkeypatch.setattr(mathjax.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModuleNotFoundError, match=r"pip install -e '\.\[docs\]'"):
+        mathjax.copy_mathjax(tmp_path / "again")
+
+
+@pytest.mark.parametrize("module", [api, docstrings, files])
+def test_the_examples_in_the_generators_run(module):
+    import doctest
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

@@ -11,8 +11,8 @@ it from:
   else the shallowest package above it that lists it.
 
 Every other module listing the name links to that page, so each module's page shows all of its
-``__all__``. The pages are reStructuredText driving ``autodoc`` and ``autosummary`` (the summary
-tables); the docstrings are read by ``numpydoc``.
+``__all__``, each name with its numpydoc short summary. The pages are reStructuredText driving
+``autodoc``; the docstrings are read by ``numpydoc``.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from .docstrings import public_bases
 from .files import prune, write_if_changed
 
-__all__ = ["GROUPS", "ApiName", "api_names", "public_modules", "write_api"]
+__all__ = ["GROUPS", "ApiName", "api_names", "public_modules", "summary", "write_api"]
 
 #: The reference's sections, in the order of the package's layers (``docs/design.md``); a module
 #: matching no pattern lands in the last section, so a new module is never left out.
@@ -119,13 +119,17 @@ def _exports(modname: str) -> list:
     return list(names)
 
 
-def _documents_attribute(modname: str, name: str) -> bool:
+def _attribute_doc(modname: str, name: str) -> list:
     from sphinx.pycode import ModuleAnalyzer
 
     try:
-        return ("", name) in ModuleAnalyzer.for_module(modname).find_attr_docs()
+        return ModuleAnalyzer.for_module(modname).find_attr_docs().get(("", name), [])
     except Exception:  # no source to read (a compiled module): nothing documented there
-        return False
+        return []
+
+
+def _documents_attribute(modname: str, name: str) -> bool:
+    return bool(_attribute_doc(modname, name))
 
 
 def _depth(modname: str) -> int:
@@ -191,39 +195,60 @@ def api_names(modules) -> dict:
             for m in modules}
 
 
-def _summary_table(entries, toctree: bool) -> list:
-    lines = [".. autosummary::", "   :nosignatures:"]
-    if toctree:
-        lines.append("   :toctree: generated")
-    lines.append("")
-    for entry in entries:
-        # a name documented here is found from the current module; others by their full path,
-        # shown by their last part (autosummary's ``~``)
-        lines.append(f"   {entry.name}" if toctree else f"   ~{entry.page}")
+_ROLES = {"module": "mod", "class": "class", "exception": "exc", "function": "func",
+          "data": "data"}
+
+
+def summary(full_name: str, kind: str) -> str:
+    """numpydoc's short summary of an object: the first paragraph of its docstring, on one line.
+
+    (autosummary's own summaries cut the paragraph at its first ``". "``, which splits inline
+    literals like ``index - 1 .. index + 2``.) A constant's docstring is its ``#:`` comment.
+
+    Examples
+    --------
+    >>> summary("matconv.conv_output_size", "function")
+    'Output size of a convolution (or pooling) along each spatial dimension.'
+    """
+    if kind == "module":
+        doc = inspect.getdoc(importlib.import_module(full_name)) or ""
+    else:
+        modname, _, name = full_name.rpartition(".")
+        if kind == "data":
+            doc = "\n".join(_attribute_doc(modname, name))
+        else:
+            doc = inspect.getdoc(getattr(importlib.import_module(modname), name)) or ""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
+def _summary_table(rows) -> list:
+    """A two-column table of ``(full name, kind)`` rows: a link, then the short summary."""
+    lines = [".. list-table::", "   :class: autosummary", "   :widths: 35 65", ""]
+    for full_name, kind in rows:
+        lines += [f"   * - :py:{_ROLES[kind]}:`~{full_name}`",
+                  f"     - {summary(full_name, kind) or '(no description)'}"]
     return [*lines, ""]
 
 
 def module_page(modname: str, names, submodules) -> str:
     """The reStructuredText of one module's page: its docstring, then its ``__all__`` by kind."""
     lines = [modname, "=" * len(modname), "", f".. automodule:: {modname}", "   :no-members:",
-             "", f".. currentmodule:: {modname}", ""]
-    listed_modules = {n.page for n in names if n.kind == "module"}
+             ""]
+    here = [n for n in names if n.documented_here]
+    if here:  # the pages of this module's names, in the navigation under this page
+        lines += [".. toctree::", "   :hidden:", "", *(f"   generated/{n.page}" for n in here), ""]
     for kind, title in _KIND_TITLES:
-        here = [n for n in names if n.kind == kind and n.documented_here]
-        if here:
-            lines += [f".. rubric:: {title}", "", *_summary_table(here, toctree=True)]
-    # full names from here on: autosummary refuses them while the current module is set
-    lines += [".. currentmodule:: None", ""]
-    elsewhere = [n for n in names if n.kind != "module" and not n.documented_here]
+        rows = [(n.page, kind) for n in here if n.kind == kind]
+        if rows:
+            lines += [f".. rubric:: {title}", "", *_summary_table(rows)]
+    elsewhere = [(n.page, n.kind) for n in names if n.kind != "module" and not n.documented_here]
     if elsewhere:
         lines += [".. rubric:: Also in this module", "",
                   f"Listed in ``{modname}.__all__`` too, and documented at the path they are "
-                  f"usually imported from (the same objects):", "",
-                  *_summary_table(elsewhere, toctree=False)]
-    modules = sorted(listed_modules | set(submodules))
+                  f"usually imported from (the same objects):", "", *_summary_table(elsewhere)]
+    modules = sorted({n.page for n in names if n.kind == "module"} | set(submodules))
     if modules:
-        lines += [".. rubric:: Modules", "", ".. autosummary::", "   :nosignatures:", "",
-                  *(f"   ~{m}" for m in modules), ""]
+        lines += [".. rubric:: Modules", "", *_summary_table((m, "module") for m in modules)]
     return "\n".join(lines)
 
 

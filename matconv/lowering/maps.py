@@ -132,8 +132,8 @@ def adaptive_windows(channels: int, input_size, output_size) -> UnfoldStructure:
 
 
 def channel_windows(group_size: int, channels: int, input_size) -> UnfoldStructure:
-    """Maxout's windows: output ``(g, pos)`` reads channels ``g*group_size`` to
-    ``g*group_size + group_size - 1`` at ``pos``; one "channel" of size ``C * prod(input_size)``."""
+    """Maxout's windows: output ``(g, pos)`` reads channels ``g*group_size .. + group_size - 1``
+    at ``pos``; one "channel" of size ``C * prod(input_size)``."""
     n = math.prod(input_size)
     groups = channels // group_size
 
