@@ -29,8 +29,7 @@ extensions = [
     "sitegen",        # writes the API pages, notebook copies and gallery before reading
 ]
 
-exclude_patterns = ["_build", "sitegen", "**.ipynb_checkpoints", "README.md"]
-templates_path = []
+exclude_patterns = ["_build", "sitegen", "**.ipynb_checkpoints"]
 
 # --- notebooks: rendered from the outputs they store; the test suite is what executes them
 nb_execution_mode = "off"
@@ -39,11 +38,9 @@ myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 
 # --- API reference: sitegen writes every page (module pages with summary tables, object pages)
-autodoc_default_options = {}
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"            # types are in the numpydoc type lines
 autodoc_preserve_defaults = True      # signatures show np.float32, not <class 'numpy.float32'>
-autodoc_mock_imports = []
 numpydoc_show_class_members = False   # autodoc's :members: documents them once, on the page
 numpydoc_attributes_as_param_list = True
 numpydoc_xref_param_type = False

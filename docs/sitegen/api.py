@@ -49,8 +49,8 @@ GROUPS = (
     ("Utilities", ("matconv.memory", "matconv.layout", "matconv.fileio", "matconv.typed_json")),
     ("Other modules", ("*",)),
 )
-_KIND_TITLES = (("module", "Modules"), ("class", "Classes"), ("exception", "Exceptions"),
-                ("function", "Functions"), ("data", "Constants"))
+_KIND_TITLES = (("class", "Classes"), ("exception", "Exceptions"), ("function", "Functions"),
+                ("data", "Constants"))  # modules have pages of their own, listed under "Modules"
 _MAX_VALUE_CHARS = 60  # show a constant's value when its repr is short and stable
 
 
