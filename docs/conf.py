@@ -52,6 +52,7 @@ html_title = f"matconv {release}"
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
+    "collapse_navigation": True,      # the sidebar lists modules, not every name of every one
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
