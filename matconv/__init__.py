@@ -8,7 +8,7 @@ The public API lives here. Layers are in :mod:`matconv.nn`.
 (4, 16)
 """
 from . import batches, checkpoint, data, models, nn, operators, optim, plot, train
-from .compose import compose, jacobian, receptive_field, receptive_field_size
+from .composition import compose, jacobian, receptive_field, receptive_field_size
 from .export import load_matrix, save_matrix
 from .geometry import ConvGeometry, PoolGeometry, conv_output_size, conv_transpose_output_size
 from .lowering import (cache_info, clear_caches, conv_matrix, set_cache_limit, unfold_matrix,

@@ -39,7 +39,7 @@ GROUPS = (
     ("Training", ("matconv.optim", "matconv.optim.*", "matconv.train", "matconv.train.*",
                   "matconv.batches", "matconv.models", "matconv.models.*", "matconv.checkpoint",
                   "matconv.data", "matconv.data.*")),
-    ("Inspection and pictures", ("matconv.show", "matconv.compose", "matconv.scene",
+    ("Inspection and pictures", ("matconv.show", "matconv.composition", "matconv.scene",
                                  "matconv.plot", "matconv.animation", "matconv.animation.*",
                                  "matconv.page", "matconv.page.*", "matconv.spectral",
                                  "matconv.spectral.*", "matconv.transposed", "matconv.signal",
@@ -173,8 +173,8 @@ def api_names(modules) -> dict:
         kind = _kind(obj)
         if kind == "module":
             return obj.__name__
-        # a page may not take a module's name (``matconv.compose`` is a module; the function
-        # that ``matconv`` exports under that name is documented as ``matconv.compose.compose``)
+        # a page may not take a module's name (a function exported under a module's name would
+        # be documented under its own module instead)
         candidates = [m for m in listed_by[(id(obj), name)] if f"{m}.{name}" not in is_module]
         if not candidates:
             raise ValueError(f"{module}.{name} names both a module and another object; the API "
