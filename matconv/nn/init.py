@@ -89,15 +89,15 @@ _LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_tra
 def calculate_gain(nonlinearity: str, param=None) -> float:
     r"""The recommended gain for a nonlinearity, PyTorch's table.
 
-    ========================================  ==========================================
-    nonlinearity                              gain
-    ========================================  ==========================================
-    linear, conv*d, conv_transpose*d, sigmoid  1
-    tanh                                      5/3
-    relu                                      :math:`\sqrt 2`
-    leaky_relu                                :math:`\sqrt{2 / (1 + \mathrm{slope}^2)}`
-    selu                                      3/4
-    ========================================  ==========================================
+    ==========================================  ==========================================
+    nonlinearity                                gain
+    ==========================================  ==========================================
+    linear, conv*d, conv_transpose*d, sigmoid   1
+    tanh                                        5/3
+    relu                                        :math:`\sqrt 2`
+    leaky_relu                                  :math:`\sqrt{2 / (1 + \mathrm{slope}^2)}`
+    selu                                        3/4
+    ==========================================  ==========================================
 
     Parameters
     ----------
