@@ -86,6 +86,10 @@ class Operator:
         """The map as a CSR array of its own (for a data-dependent operator, of ``example``)."""
         return sp.csr_array(self._matrix(_check_example(example, self.batch)))
 
+    def check_matrix(self) -> None:
+        """Raise ``ValueError`` if :meth:`matrix` would exceed the memory budget (an estimate:
+        nothing is built)."""
+
     def toarray(self, example=None) -> np.ndarray:
         return self.matrix(example).toarray()
 
@@ -195,6 +199,9 @@ class Transposed(Operator):
     def T(self):
         return self.op
 
+    def check_matrix(self):
+        self.op.check_matrix()
+
     def _matmat(self, X):
         return self.op._rmatmat(X)
 
@@ -224,6 +231,10 @@ class Product(Operator):
         self.a, self.b = a, b
         self.shape = (a.shape[0], b.shape[1])
         self.batch, self.fixed, self.dtype = _common((a, b), "compose")
+
+    def check_matrix(self):
+        self.a.check_matrix()
+        self.b.check_matrix()
 
     def _matmat(self, X):
         return self.a._matmat(self.b._matmat(X))

@@ -324,6 +324,12 @@ class Conv(Operator):
         return dW.reshape(g.weight_shape)
 
     # ---- matrices
+    def check_matrix(self):
+        g, plan = self.plan.geometry, self.plan
+        check_memory(2 * conv_matrix_nbytes(g, plan.input_size, plan.output_size),
+                     f"building the conv matrix A ({plan.n_out} x {plan.n_in}) with its transpose",
+                     "inspect a smaller input")
+
     def _matrix(self, example):
         return self.plan.conv.matrix(self.weight, copy=True)
 
