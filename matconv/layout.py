@@ -78,6 +78,9 @@ def batched_input(x, nd: int, owner: str, channels=None, dtype=None, name="input
     if channels is not None and x.shape[-nd - 1] != channels:
         raise ValueError(f"{owner} expects {channels} channels in {name}, got "
                          f"{x.shape[-nd - 1]} (shape {x.shape})")
+    if 0 in x.shape[-nd - 1:]:  # an empty batch is fine (like PyTorch); empty examples are not
+        raise ValueError(f"{owner} expects {name} with at least one channel and one cell in "
+                         f"every spatial dimension, got shape {x.shape}")
     batched = x.ndim == nd + 2
     return (x if batched else x[None]), batched
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import ConvGeometry, as_tuple
+from .geometry import ConvGeometry, as_tuple, check_output_padding
 from .operators import conv_plan
 
 __all__ = ["transposed_conv_direct"]
@@ -39,11 +39,20 @@ def transposed_conv_direct(x, weight, stride=1, padding=0, output_padding=0, dil
     >>> transposed_conv_direct(x, w, stride=2)
     array([[[  1.,  10., 102.,  20., 200.]]])
     """
-    x, weight = np.asarray(x, dtype=np.float64), np.asarray(weight, dtype=np.float64)
+    x, weight = _real(x, "x"), _real(weight, "weight")
     nd = weight.ndim - 2
+    if nd not in (1, 2, 3) or x.ndim != nd + 2:
+        raise ValueError(f"weight must be (C_in, C_out // groups, *kernel_size) with 1 to 3 kernel "
+                         f"dims and x (N, C_in, *spatial) with as many, got weight "
+                         f"{weight.shape} and x {x.shape}")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1 \
+            or x.shape[1] != weight.shape[0] or x.shape[1] % groups:
+        raise ValueError(f"x has {x.shape[1]} channels; weight {weight.shape} needs "
+                         f"{weight.shape[0]}, divisible by groups={groups!r}")
     s, p, a, d = (as_tuple(v, nd, name, m) for v, name, m in (
         (stride, "stride", 1), (padding, "padding", 0), (output_padding, "output_padding", 0),
         (dilation, "dilation", 1)))
+    check_output_padding(a, s, d)
     k = weight.shape[2:]
     N, C_in, spatial = x.shape[0], x.shape[1], x.shape[2:]
     # 1. zeros between input cells (s - 1 each) and output_padding extra cells at the end
@@ -67,3 +76,10 @@ def transposed_conv_direct(x, weight, stride=1, padding=0, output_padding=0, dil
     plan = conv_plan(geometry, z.shape[2:])
     Y = plan.at(np.ascontiguousarray(w)).matmat(z.reshape(N, -1).T.copy())
     return Y.T.reshape(N, w.shape[0], *plan.output_size)
+
+
+def _real(a, name) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
+    return a.astype(np.float64)

@@ -7,6 +7,10 @@ __all__ = ["is_int", "as_tuple", "output_length", "check_output_padding", "conv_
            "conv_transpose_output_size"]
 
 
+#: the largest size, stride, padding or dilation accepted: index products stay inside int64
+MAX_SIZE = 2**40
+
+
 def is_int(value) -> bool:
     """True for Python and numpy integers, False for bools (``True`` is not a size)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -32,6 +36,9 @@ def as_tuple(value, ndim: int, name: str, minimum: int = 1) -> tuple[int, ...]:
         raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {value!r}")
     if any(v < minimum for v in items):
         raise ValueError(f"{name} must be >= {minimum} in every dimension, got {value!r}")
+    if any(v > MAX_SIZE for v in items):
+        raise ValueError(f"{name} must be at most 2**40 in every dimension (a size whose index "
+                         f"arithmetic fits in int64), got {value!r}")
     return items
 
 

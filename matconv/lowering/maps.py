@@ -89,8 +89,22 @@ def avg_pool_matrix(pool: PoolGeometry, channels: int, input_size, count_include
     return window_matrix(index, weight, channels, math.prod(input_size))
 
 
+def _check_tables(channels, taps_per_dim, output_size, what):
+    """Estimate the tables of a map over ``output_size`` before any of them is built."""
+    taps, positions = math.prod(taps_per_dim), math.prod(output_size)
+    check_memory(channels * table_nbytes(taps, positions, weighted=True),
+                 f"{what} ({taps} taps x {positions} positions x {channels} channels)",
+                 "use a smaller output size")
+
+
+def _bin_width(n, o):
+    return -(-n // o) + 1  # the widest adaptive bin, at most
+
+
 def adaptive_avg_matrix(channels: int, input_size, output_size) -> sp.csr_array:
     """Average over PyTorch's adaptive bins ``[floor(i n/o), ceil((i+1) n/o))``."""
+    _check_tables(channels, [_bin_width(n, o) for n, o in zip(input_size, output_size)],
+                  output_size, "adaptive average pooling")
     tables, weights = [], []
     for n, o in zip(input_size, output_size):
         index, count = adaptive_bins(n, o)
@@ -104,6 +118,8 @@ def upsample_matrix(mode: str, channels: int, input_size, output_size, align_cor
                     scales, dtype) -> sp.csr_array:
     """Nearest or (bi/tri)linear interpolation, PyTorch's coordinate rules, in ``dtype``."""
     dtype = np.dtype(dtype)
+    _check_tables(channels, [1 if mode == "nearest" else 2] * len(output_size), output_size,
+                  f"{mode} upsampling")
     tables, weights = [], []
     for n, o, s in zip(input_size, output_size, scales):
         if mode == "nearest":
@@ -124,6 +140,9 @@ def pool_windows(pool: PoolGeometry, channels: int, input_size) -> UnfoldStructu
 
 def adaptive_windows(channels: int, input_size, output_size) -> UnfoldStructure:
     """PyTorch's adaptive bins as windows (``-1`` taps where a bin is narrower)."""
+    _check_tables(channels, [_bin_width(n, o) for n, o in zip(input_size, output_size)],
+                  output_size, "adaptive max pooling")
+
     def build():
         tables = [adaptive_bins(n, o)[0] for n, o in zip(input_size, output_size)]
         window, _ = combine_tables(tables, input_size)

@@ -6,6 +6,7 @@ entries of each slice. The backward multiplies by the transpose, like every laye
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -101,7 +102,7 @@ class LeakyReLU(_Elementwise):
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
         if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real) \
-                or not np.isfinite(negative_slope):
+                or not math.isfinite(float(negative_slope)) or abs(negative_slope) > 1e300:
             raise TypeError(f"negative_slope must be a finite real number, got "
                             f"{negative_slope!r}")
         self.negative_slope = float(negative_slope)

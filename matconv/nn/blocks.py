@@ -21,7 +21,7 @@ _CONVS = {1: Conv1d, 2: Conv2d, 3: Conv3d}
 
 
 def _conv_class(ndim):
-    if ndim not in _CONVS:
+    if isinstance(ndim, bool) or not isinstance(ndim, numbers.Integral) or ndim not in _CONVS:
         raise ValueError(f"ndim must be 1, 2 or 3, got {ndim!r}")
     return _CONVS[ndim]
 

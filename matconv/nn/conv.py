@@ -7,6 +7,8 @@ layer's output) and applies ``A.T``; its backward is ``(A.T).T = A``.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ..geometry import ConvGeometry, as_tuple, check_output_padding
@@ -173,7 +175,9 @@ class _ConvTransposeNd(_LoweredLayer):
             raise ValueError(f"padding must be an int or a tuple for {type(self).__name__} (like "
                              f"PyTorch), got {padding!r}")
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            as_tuple(value, 1, name)  # named as the user passed them (the geometry swaps them)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                # named as the user passed them (the geometry swaps them)
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         # the matching convolution maps this layer's output back to its input
         self.geometry = ConvGeometry(out_channels, in_channels, kernel_size, stride, padding,
                                      dilation, groups, ndim=self._ndim)

@@ -15,6 +15,12 @@ from .module import Module, init_parameter
 __all__ = ["Linear", "Flatten", "Dropout", "Identity"]
 
 
+def _float_input(x) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"input must be a numpy ndarray, got {type(x).__name__}")
+    return check_float_array(x, "input", x.dtype if x.dtype.kind == "f" else np.float64)
+
+
 def _positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -66,12 +72,13 @@ class Linear(Module):
 
     def _W(self):
         w = self.weight.data
-        if not isinstance(w, np.ndarray) or w.dtype.kind != "f" or w.shape != (
-                self.out_features, self.in_features):
-            raise ValueError(f"weight.data must be a float array of shape "
-                             f"{(self.out_features, self.in_features)}, got "
-                             f"{getattr(w, 'shape', type(w).__name__)}")
-        return w
+        if not isinstance(w, np.ndarray) or w.dtype.kind != "f":
+            raise TypeError(f"weight.data must be a real floating-point ndarray, got "
+                            f"{getattr(w, 'dtype', type(w).__name__)}")
+        if w.shape != (self.out_features, self.in_features):
+            raise ValueError(f"weight.data has shape {w.shape}, expected "
+                             f"{(self.out_features, self.in_features)}")
+        return w if w.dtype == self.dtype else w.astype(self.dtype)
 
     def forward(self, x):
         x = check_float_array(x, "input", self.dtype)
@@ -160,8 +167,7 @@ class Flatten(_Reshaping):
         return (*shape[:s], math.prod(shape[s:e + 1]), *shape[e + 1:])
 
     def forward(self, x):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"input must be a numpy ndarray, got {type(x).__name__}")
+        x = _float_input(x)
         if x.ndim == 0:
             raise ValueError("Flatten needs an input with at least one dimension")
         y = x.reshape(self._flat_shape(x.shape))
@@ -189,8 +195,7 @@ class Identity(_Reshaping):
         super().__init__()
 
     def forward(self, x):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"input must be a numpy ndarray, got {type(x).__name__}")
+        x = _float_input(x)
         return self._identity(x, x, batched=x.ndim >= 2)
 
     def operator(self, input_shape=None):
@@ -219,9 +224,7 @@ class Dropout(_Reshaping):
         self.rng = rng
 
     def forward(self, x):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"input must be a numpy ndarray, got {type(x).__name__}")
-        x = check_float_array(x, "input", x.dtype if x.dtype.kind == "f" else np.float64)
+        x = _float_input(x)
         batched = x.ndim >= 2
         if not self.training or self.p == 0:
             return self._identity(x, x, batched)

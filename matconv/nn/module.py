@@ -75,7 +75,8 @@ class Module(Registry):
 
     def __call__(self, *args, **kwargs):
         if not self._records or not is_recording():
-            return self.forward(*[_plain(a) for a in args], **kwargs)
+            with np.errstate(all="ignore"):
+                return self.forward(*[_plain(a) for a in args], **kwargs)
         frame = current_frame()
         top = frame is None
         detached = getattr(_tape_state, "detached", False)
@@ -95,7 +96,8 @@ class Module(Registry):
         frames = _frames()
         frames.append(Frame(self, tape, nodes))
         try:
-            out = self.forward(*call_args, **kwargs)
+            with np.errstate(all="ignore"):  # nan and inf propagate silently, as in PyTorch
+                out = self.forward(*call_args, **kwargs)
         finally:
             frames.pop()
         single = not isinstance(out, tuple)
@@ -179,7 +181,9 @@ class Module(Registry):
         The transpose of the recorded operators, applied in reverse (``Graph.T``); a module used
         twice, a residual path or a concatenation accumulate where paths join.
         """
-        return self._need_span("backward").backward(self, grads)
+        span = self._need_span("backward")
+        with np.errstate(all="ignore"):
+            return span.backward(self, grads)
 
     # ---- the module as an operator
     def operator(self, input_shape=None):

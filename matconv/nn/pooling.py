@@ -86,8 +86,9 @@ class _LPPoolNd(Pool):
         p, taps = self.norm_type, math.prod(self.kernel_size)
         M = avg_pool_operator(self.pool, x.shape[1], tuple(x.shape[2:]))
         X = to_batch_last(x)
-        total = M.matmat(X ** p) * taps
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):  # inf and nan as PyTorch gives them
+            total = M.matmat(X ** p) * taps
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             Y = total ** (1.0 / p)
             left = np.where(total != 0, Y / total / p, 0) * taps  # d(t^(1/p))/dt, times prod(k)
             right = p * X ** (p - 1)
