@@ -7,7 +7,7 @@ The public API lives here. Layers are in :mod:`matconv.nn`.
 >>> A.shape
 (4, 16)
 """
-from . import checkpoint, data, models, nn, optim, plot, train
+from . import checkpoint, data, models, nn, optim, plot, spectral, train
 from .compose import compose, jacobian, receptive_field, receptive_field_size
 from .export import load_matrix, save_matrix
 from .geometry import ConvGeometry, conv_output_size, conv_transpose_output_size
@@ -29,6 +29,7 @@ __all__ = [
     "train",
     "checkpoint",
     "plot",
+    "spectral",
     "ConvGeometry",
     "conv_output_size",
     "conv_transpose_output_size",

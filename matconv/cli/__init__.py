@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import show, train
+from . import show, spectrum, train
 
 __all__ = ["build_parser", "main"]
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="matconv", description="Every convolution as an explicit matrix.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     show.add_parser(sub)
+    spectrum.add_parser(sub)
     train.add_parsers(sub)
     return parser
 
