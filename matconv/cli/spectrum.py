@@ -20,11 +20,11 @@ def add_parser(sub) -> None:
                     "condition number, the reshaped-weight norm torch.nn.utils.spectral_norm "
                     "uses, and Sedghi et al.'s FFT formula where it applies.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--input", type=types.size, default=(32, 32),
+    p.add_argument("--input", type=types.size, default="32x32",
                    help="spatial input size, e.g. 32x32 (1 to 3 dimensions)")
-    p.add_argument("--kernel", type=types.size, default=(3, 3),
+    p.add_argument("--kernel", type=types.size, default="3x3",
                    help="kernel size, e.g. 3x3 (one size repeats over the dimensions)")
-    p.add_argument("--channels", type=types.channels, default=(16, 32), metavar="IN,OUT",
+    p.add_argument("--channels", type=types.channels, default="16,32", metavar="IN,OUT",
                    help="input and output channels")
     p.add_argument("--stride", type=types.int_or_sizes, default=1, help="an int or NxM")
     p.add_argument("--padding", type=types.padding, default=0,
