@@ -9,7 +9,7 @@ from matconv import nn
 
 def run(*args):
     return subprocess.run([sys.executable, "-m", "matconv", "spectrum", *args],
-                          capture_output=True, text=True, timeout=300)
+                          check=False, capture_output=True, text=True, timeout=300)
 
 
 def fields(stdout):
