@@ -196,12 +196,23 @@ def test_past_the_budget_auto_runs_matrix_free(budget, rng):
     shape = (2, 24, 24)
     expected = svd(conv.matrix(shape).toarray())[:1]
     assert singular_values(conv, shape).method == "svds"
-    budget(400_000)  # below A and A.T (about 650 KiB), above the im2col buffer of one column
+    budget(400_000)  # below A and A.T (650 KiB, twice that to build), above one im2col column
     got = singular_values(conv, shape)
     assert got.method == "svds-matrix-free"
     close(got, expected)
     with pytest.raises(ValueError, match="does not fit in the memory budget"):
         singular_values(conv, shape, method="svds")
+
+
+def test_fft_past_the_budget_falls_back_to_svds(budget, rng):
+    conv = nn.Conv1d(2, 2, 3, padding=1, padding_mode="circular", dtype=np.float64, rng=rng)
+    shape = (2, 2048)
+    expected = singular_values(conv, shape, which="all")
+    assert expected.method == "fft"
+    budget(300_000)  # below the kernel's transform (~390 KiB) and A, above one im2col column
+    got = singular_values(conv, shape)
+    assert got.method == "svds-matrix-free"
+    close(got, expected[:1])
 
 
 def test_residual_bounds_the_error_of_a_loose_solve(rng):

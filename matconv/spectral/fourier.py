@@ -36,6 +36,7 @@ __all__ = [
     "fft_singular_values",
     "fourier_apply",
     "fourier_blocks",
+    "fourier_nbytes",
 ]
 
 
@@ -94,6 +95,11 @@ def _check_groups(weight, groups):
     return int(groups)
 
 
+def fourier_nbytes(weight_shape, input_size) -> int:
+    """Estimated peak bytes of :func:`fourier_blocks`: the kernel's transform, about 3 copies."""
+    return 3 * 16 * weight_shape[0] * weight_shape[1] * math.prod(input_size)
+
+
 def fourier_blocks(weight, input_size, *, stride=1, dilation=1, groups=1, padding_before=0):
     """The per-frequency matrices of a circular convolution (see the module notes).
 
@@ -117,7 +123,7 @@ def fourier_blocks(weight, input_size, *, stride=1, dilation=1, groups=1, paddin
     size, stride, dilation, before = _sizes(w, input_size, stride, dilation, padding_before)
     c_out, c_g = w.shape[:2]
     cells = math.prod(size)
-    check_memory(3 * c_out * c_g * cells * 16,
+    check_memory(fourier_nbytes(w.shape, size),
                  f"the Fourier transform of the kernel on the {size} grid ({c_out} x {c_g} "
                  f"channel pairs)",
                  "use a smaller input, or ask singular_values for the largest or smallest few "

@@ -212,7 +212,8 @@ def clip_operator_norm_(layer, input_shape, max_norm, *, method="rescale", itera
     if method == "sedghi":
         from ..nn import Conv1d, Conv2d, Conv3d
 
-        reason = ("it is not a convolution" if not isinstance(layer, (Conv1d, Conv2d, Conv3d))
+        reason = (f"{type(layer).__name__} is not a Conv1d/2d/3d"
+                  if not isinstance(layer, (Conv1d, Conv2d, Conv3d))
                   else circular_reason(layer.geometry, shape[1:]))
         if reason is not None:
             raise ValueError(f"method='sedghi' needs a circular convolution: {reason}")

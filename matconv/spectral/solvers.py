@@ -3,7 +3,8 @@
 ``method='auto'`` picks, in this order:
 
 1. ``'fft'`` when Sedghi et al.'s formula describes the map (a single convolution layer with
-   circular padding whose stride divides the input): every value from small per-frequency SVDs;
+   circular padding whose stride divides the input) and the kernel's transform on the input grid
+   fits in the memory budget: every value from small per-frequency SVDs;
 2. ``'dense'`` (LAPACK's SVD of the whole matrix) for ``which='all'``, for small operators (at
    most ``DENSE_CELLS`` cells), and when ``k`` is too large for ARPACK;
 3. ``'svds'``: ``scipy.sparse.linalg.svds`` (ARPACK on ``A.T A`` or ``A A.T``, then a
@@ -20,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, aslinearoperator, svds
 
-from ..memory import check_memory
-from .fourier import fourier_apply, fourier_blocks
+from ..memory import check_memory, get_memory_budget
+from .fourier import fourier_apply, fourier_blocks, fourier_nbytes
 from .result import METHODS, SingularValues
 from .sources import resolve
 
@@ -55,7 +56,8 @@ def _choose(src, which, k, method):
     m, n = src.shape
     r = min(m, n)
     if method == "auto":
-        if src.fourier is not None:
+        if src.fourier is not None and fourier_nbytes(src.fourier[0].shape,
+                                                      src.fourier[1]) <= get_memory_budget():
             return "fft"
         if which == "all" or m * n <= DENSE_CELLS or k >= r - 1:
             return "dense"
