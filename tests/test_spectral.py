@@ -191,17 +191,20 @@ def test_explicit_and_matrix_free_agree_with_dense(dtype, rng):
         close(free, expect, rel)
 
 
-def test_past_the_budget_auto_runs_matrix_free(budget, rng):
-    conv = nn.Conv2d(2, 2, 3, padding=1, dtype=np.float64, lowering="im2col", rng=rng)
-    shape = (2, 24, 24)
-    expected = svd(conv.matrix(shape).toarray())[:1]
-    assert singular_values(conv, shape).method == "svds"
+def test_auto_follows_the_layers_lowering_and_the_budget(budget, rng):
+    sparse = nn.Conv2d(2, 2, 3, padding=1, dtype=np.float64, lowering="sparse", rng=rng)
+    im2col = nn.Conv2d(2, 2, 3, padding=1, dtype=np.float64, lowering="im2col")
+    im2col.weight.data[...] = sparse.weight.data
+    shape = (2, 24, 24)  # A is 1152 x 1152, over DENSE_CELLS
+    expected = svd(sparse.matrix(shape).toarray())[:1]
+    assert singular_values(sparse, shape).method == "svds"
+    assert singular_values(im2col, shape).method == "svds-matrix-free"
     budget(400_000)  # below A and A.T (650 KiB, twice that to build), above one im2col column
-    got = singular_values(conv, shape)
+    got = singular_values(im2col, shape)  # A cannot be built: the products never touch it
     assert got.method == "svds-matrix-free"
     close(got, expected)
     with pytest.raises(ValueError, match="does not fit in the memory budget"):
-        singular_values(conv, shape, method="svds")
+        singular_values(im2col, shape, method="svds")
 
 
 def test_fft_past_the_budget_falls_back_to_svds(budget, rng):

@@ -7,11 +7,13 @@
    fits in the memory budget: every value from small per-frequency SVDs;
 2. ``'dense'`` (LAPACK's SVD of the whole matrix) for ``which='all'``, for small operators (at
    most ``DENSE_CELLS`` cells), and when ``k`` is too large for ARPACK;
-3. ``'svds'``: ``scipy.sparse.linalg.svds`` (ARPACK on ``A.T A`` or ``A A.T``, then a
-   Rayleigh-Ritz step on ``A``) with the explicit ``scipy.sparse`` matrix, while the memory
-   budget holds it;
-4. ``'svds-matrix-free'``: the same on the layers' ``linear_operator`` (im2col products; ``A`` is
-   never built).
+3. ``'svds-matrix-free'``: ``scipy.sparse.linalg.svds`` (ARPACK on ``A.T A`` or ``A A.T``,
+   then a Rayleigh-Ritz step on ``A``) on the layers' ``linear_operator``, whenever a
+   convolution uses ``lowering='im2col'`` (its im2col products beat products with the explicit
+   ``A``, as for the layer's own forward: 4-13x in ``benchmarks/bench_spectral.py``) or the
+   explicit matrix is over the memory budget; ``A`` is never built;
+4. ``'svds'``: the same with the explicit ``scipy.sparse`` matrix otherwise (matrices, fixed
+   pools, ``Linear``, convolutions with ``lowering='sparse'``, Jacobians).
 
 Every answer carries its ``method`` and a ``residual`` checked against the operator (see
 :mod:`matconv.spectral.result`).
@@ -61,7 +63,8 @@ def _choose(src, which, k, method):
             return "fft"
         if which == "all" or m * n <= DENSE_CELLS or k >= r - 1:
             return "dense"
-        return "svds" if src.explicit_fits else "svds-matrix-free"
+        return "svds" if src.explicit_fits and not src.prefer_matrix_free \
+            else "svds-matrix-free"
     if method not in METHODS:
         raise ValueError(f"method must be 'auto' or one of {METHODS}, got {method!r}")
     if method == "fft" and src.fourier is None:
@@ -131,8 +134,8 @@ def _fft(src, which, k):
     values = np.sort(np.linalg.svd(blocks, compute_uv=False).ravel())[::-1]
     # check the formula against the operator itself on one random input
     x = np.random.default_rng(0).standard_normal(src.shape[1])
-    L = aslinearoperator(src.explicit() if src.explicit_fits else src.matrix_free())
-    Ax = L.matvec(x)
+    explicit = src.explicit_fits and not src.prefer_matrix_free
+    Ax = aslinearoperator(src.explicit() if explicit else src.matrix_free()).matvec(x)
     Fx = fourier_apply(blocks, x.reshape(g.in_channels, *size), g.stride).ravel()
     norm = np.linalg.norm(Ax)
     residual = np.linalg.norm(Ax - Fx) / (norm if norm > 0 else 1.0)

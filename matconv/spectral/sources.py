@@ -166,15 +166,18 @@ class Operator:
 
     ``explicit()`` returns a sparse matrix or a product of them as a ``LinearOperator``;
     ``matrix_free()`` a ``LinearOperator``; ``dense()`` an ndarray. All in float64.
-    ``explicit_fits`` says whether the explicit factors fit in the memory budget; ``fourier`` is
-    ``(weight, input_size, geometry)`` when Sedghi et al.'s formula describes the map, else
-    ``None`` with ``fourier_reason`` saying why.
+    ``explicit_fits`` says whether the explicit factors fit in the memory budget;
+    ``prefer_matrix_free`` whether the matrix-free products are the faster ones (a convolution
+    with ``lowering='im2col'``: its layer chose the im2col GEMM because it beats products with
+    ``A``); ``fourier`` is ``(weight, input_size, geometry)`` when Sedghi et al.'s formula
+    describes the map, else ``None`` with ``fourier_reason`` saying why.
     """
 
     shape: tuple
     explicit: Callable
     matrix_free: Callable
     explicit_fits: bool
+    prefer_matrix_free: bool = False
     dense: Callable = None
     fourier: tuple = None
     fourier_reason: str = "the Fourier formula applies to a single circular convolution layer"
@@ -225,7 +228,7 @@ def _check_dtype(dtype, what):
 def _from_matrix(A) -> Operator:
     if sp.issparse(A):
         _check_dtype(A.dtype, "the sparse matrix")
-        A = sp.csr_array(A, dtype=np.float64)
+        A = _as_csr64(A)
         return Operator(A.shape, lambda: A, lambda: aslinearoperator(A), True,
                         dense=A.toarray)
     A = np.asarray(A)
@@ -244,6 +247,11 @@ def _from_linear_operator(op) -> Operator:
                         "solvers use both A and A.T") from None
     L = _as_float64(L)
     return Operator(L.shape, lambda: L, lambda: L, False)
+
+
+def _as_csr64(M) -> sp.csr_array:
+    M = sp.csr_array(M)
+    return M if M.dtype == np.float64 else M.astype(np.float64)
 
 
 def _conv_nbytes(layer, input_shape) -> int:
@@ -271,9 +279,11 @@ def _from_chain(factors, shape) -> Operator:
     # building a conv matrix takes about twice its finished size (matconv.lowering), and every
     # factor stays cached while the product runs
     fits = 2 * sum(_conv_nbytes(layer, s) for layer, s in factors) <= get_memory_budget()
+    im2col = any(getattr(layer, "lowering", None) == "im2col" for layer, s in factors
+                 if _conv_nbytes(layer, s))
 
     def explicit_factors():
-        return [sp.csr_array(layer.matrix(s), dtype=np.float64) for layer, s in factors]
+        return [_as_csr64(layer.matrix(s)) for layer, s in factors]
 
     def explicit():
         mats = explicit_factors()
@@ -281,7 +291,7 @@ def _from_chain(factors, shape) -> Operator:
 
     def matrix_free():
         ops = [_as_float64(layer.linear_operator(s)) if hasattr(layer, "linear_operator")
-               else aslinearoperator(sp.csr_array(layer.matrix(s), dtype=np.float64))
+               else aslinearoperator(_as_csr64(layer.matrix(s)))
                for layer, s in factors]
         return _product(ops)
 
@@ -299,8 +309,8 @@ def _from_chain(factors, shape) -> Operator:
         reason = circular_reason(layer.geometry, tuple(s[1:]))
         if reason is None:
             fourier = (layer.weight.data, tuple(s[1:]), layer.geometry)
-    return Operator((m, n), explicit, matrix_free, fits, dense=sparse_product if fits else None,
-                    fourier=fourier,
+    return Operator((m, n), explicit, matrix_free, fits, prefer_matrix_free=im2col,
+                    dense=sparse_product if fits else None, fourier=fourier,
                     fourier_reason=reason)
 
 
