@@ -180,7 +180,7 @@ class Operator:
     prefer_matrix_free: bool = False
     dense: Callable = None
     fourier: tuple = None
-    fourier_reason: str = "the Fourier formula applies to a single circular convolution layer"
+    fourier_reason: str = "the Fourier formula describes a single convolution layer"
 
     def __post_init__(self):
         if self.dense is None:
@@ -303,7 +303,7 @@ def _from_chain(factors, shape) -> Operator:
             M = F if M is None else F @ M
         return M.toarray()
 
-    fourier, reason = None, "the Fourier formula applies to a single circular convolution layer"
+    fourier, reason = None, Operator.fourier_reason
     if len(factors) == 1 and isinstance(factors[0][0], (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         layer, s = factors[0]
         reason = circular_reason(layer.geometry, tuple(s[1:]))
