@@ -158,6 +158,15 @@ def test_fft_formula_equals_dense_svd(case, rng):
     close(got, svd(A))
 
 
+def test_fft_of_a_float32_layer_is_exact_for_its_weights(rng):
+    conv = nn.Conv2d(3, 2, 3, padding=1, padding_mode="circular", rng=rng)  # float32
+    shape = (3, 6, 6)
+    s = singular_values(conv, shape, which="all")
+    assert s.method == "fft" and s.dtype == np.float64
+    close(s, svd(conv.matrix(shape).toarray().astype(np.float64)))
+    assert s.residual < 1e-6  # the probe goes through the layer's float32 products
+
+
 def test_fft_formula_two_tap_average_by_hand():
     # P(f) = (1 + e^{2 pi i f / N}) / 2, |P(f)| = |cos(pi f / N)|
     N = 8
