@@ -14,7 +14,6 @@ from matconv.spectral import (
     plot_spectrum,
     singular_values,
 )
-from matconv.spectral.sources import module_kind
 
 
 def sigma(A):
@@ -39,8 +38,9 @@ def dense_norm(layer, shape):
     (nn.LPPool2d(2, 2), np.pad([[1.0]], ((0, 3), (0, 3)))[None], 1.0),
 ], ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else "")
 def test_closed_form_constant_is_attained(module, x, constant):
-    kind = module_kind(module, x.shape)
-    assert not kind.linear and kind.lipschitz == pytest.approx(constant, rel=1e-14)
+    factor = lipschitz_bound(module, x.shape).factors[0]
+    assert factor.factor == pytest.approx(constant, rel=1e-14)
+    assert not factor.how.startswith("operator norm")
     # the Jacobian's norm reaches the constant at x (up to the ~e^-40 tails)
     assert local_lipschitz(module, x) == pytest.approx(constant, rel=1e-12)
 
@@ -48,7 +48,7 @@ def test_closed_form_constant_is_attained(module, x, constant):
 @pytest.mark.parametrize("module, n", [(nn.Softmax(dim=1), 5), (nn.LogSoftmax(dim=-1), 5),
                                        (nn.Sigmoid(), 5), (nn.MaxPool1d(3, 1), 9)])
 def test_closed_form_constant_bounds_random_jacobians(module, n, rng):
-    c = module_kind(module, (1, n) if "Pool" in type(module).__name__ else (n,)).lipschitz
+    c = lipschitz_bound(module, (1, n) if "Pool" in type(module).__name__ else (n,)).bound
     for _ in range(20):
         x = rng.standard_normal((1, n) if "Pool" in type(module).__name__ else (n,)) * 3
         assert local_lipschitz(module, x) <= c * (1 + 1e-12)
@@ -56,11 +56,15 @@ def test_closed_form_constant_bounds_random_jacobians(module, n, rng):
 
 def test_dropout_and_unsupported_modules():
     drop = nn.Dropout(0.5)
-    assert module_kind(drop, (3,)).lipschitz == 2.0 and not module_kind(drop, (3,)).linear
+    assert lipschitz_bound(drop, (3,)).bound == 2.0
+    with pytest.raises(ValueError, match="Dropout is not a fixed linear map"):
+        singular_values(drop, (3,))
     drop.eval()
-    assert module_kind(drop, (3,)).identity
+    assert lipschitz_bound(drop, (3,)).factors[0].how == "identity in evaluation mode"
+    assert np.array_equal(singular_values(nn.Sequential(drop, nn.Flatten()), (3,), which="all"),
+                          np.ones(3))
     with pytest.raises(TypeError, match=r"LPPool1d\(norm_type=3\) has no global Lipschitz"):
-        module_kind(nn.LPPool1d(3, 2), (1, 4))
+        lipschitz_bound(nn.LPPool1d(3, 2), (1, 4))
     with pytest.raises(TypeError, match="CrossEntropyLoss is not supported.*Sequential"):
         lipschitz_bound(nn.Sequential(nn.Linear(2, 2), nn.CrossEntropyLoss()), (2,))
     with pytest.raises(ValueError, match=r"Softmax\(dim=0\) must act along one example"):

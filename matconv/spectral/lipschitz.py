@@ -2,7 +2,7 @@
 
 A network ``f = f_L o ... o f_1`` is Lipschitz (in the 2-norm) with constant at most the product of
 its layers' constants: the operator norm for a fixed linear map, a closed-form constant for an
-activation or a pool (:func:`matconv.spectral.sources.module_kind`). That product,
+activation or a pool (listed in :func:`lipschitz_bound`). That product,
 :func:`lipschitz_bound`, is an *upper* bound on the global constant; the norm of the Jacobian at a
 point, :func:`local_lipschitz`, is a *lower* bound on it. The ratio of the two, the gap, says how
 much the layer-by-layer bound loses.
@@ -16,7 +16,7 @@ import numpy as np
 
 from .fourier import circular_reason, clip_fourier
 from .solvers import operator_norm, singular_values
-from .sources import leaves, module_kind
+from .sources import _module_kind, leaves
 
 __all__ = [
     "LayerFactor",
@@ -82,9 +82,16 @@ def lipschitz_bound(model, input_shape, *, method="auto", tol=0.0) -> LipschitzB
     Parameters
     ----------
     model : layer or Sequential (nested too)
-        Fixed linear layers count with their exact operator norm (bias left out: it shifts,
-        it does not stretch); activations, max pools and dropout with their closed-form
-        constants (:func:`matconv.spectral.sources.module_kind`).
+        Fixed linear layers (convolutions, transposed convolutions, ``Linear``, average and
+        adaptive average pools, ``Upsample``) count with their exact operator norm (bias left
+        out: it shifts, it does not stretch); ``Flatten`` and ``Dropout`` in evaluation mode
+        with 1; the others with the supremum of their Jacobian's norm: ReLU and Tanh 1;
+        LeakyReLU ``max(1, |slope|)``; Sigmoid 1/4; Softmax 1/2 (``diag(p) - p p^T`` has norm at
+        most ``max_i 2 p_i (1 - p_i)``, reached at ``p = (1/2, 1/2, 0, ...)``); LogSoftmax
+        ``sqrt(n)`` along a dimension of size ``n`` (``I - 1 p^T`` is a projector of norm
+        ``sqrt(n) ||p||``); max pooling and even-``p`` LP pooling ``sqrt(m)``, with ``m`` the
+        most windows one input cell is in (1 when windows do not overlap); Dropout in training
+        mode ``1 / (1 - p)``. Anything else raises ``TypeError`` naming what is supported.
     input_shape : tuple of int
         ``(C, *spatial)`` of one example.
     method, tol
@@ -106,7 +113,7 @@ def lipschitz_bound(model, input_shape, *, method="auto", tol=0.0) -> LipschitzB
     shape = tuple(input_shape)
     factors = []
     for i, m in enumerate(leaves(model)):
-        kind = module_kind(m, shape)
+        kind = _module_kind(m, shape)
         if kind.lipschitz is not None:
             factor, how = kind.lipschitz, kind.note
         else:
@@ -196,7 +203,7 @@ def clip_operator_norm_(layer, input_shape, max_norm, *, method="rescale", itera
     >>> clip_operator_norm_(conv, (2, 6, 6), 0.5) <= 0.5
     True
     """
-    kind = module_kind(layer, tuple(input_shape))
+    kind = _module_kind(layer, tuple(input_shape))
     if not kind.linear or kind.identity or not hasattr(layer, "weight"):
         raise TypeError(f"clip_operator_norm_ takes a layer with a weight and a fixed linear map "
                         f"(Conv*d, ConvTranspose*d, Linear), got {type(layer).__name__}")

@@ -5,8 +5,8 @@ how to get it three ways: dense, explicit (``scipy.sparse`` factors) and matrix-
 (``LinearOperator`` products; for a convolution with ``lowering='im2col'`` the im2col products,
 ``A`` never built). The solvers choose among them.
 
-:func:`module_kind` is the one place that answers, for a module, "is this a fixed linear map,
-and if not, what is its Lipschitz constant"; the solvers and :mod:`.lipschitz` both ask it.
+:func:`_module_kind` is the one place that answers, for a module, "is this a fixed linear
+map, and if not, what is its Lipschitz constant"; the solvers and :mod:`.lipschitz` both ask it.
 """
 from __future__ import annotations
 
@@ -22,14 +22,14 @@ from scipy.sparse.linalg import LinearOperator, aslinearoperator
 from ..memory import check_memory, get_memory_budget
 from .fourier import circular_reason
 
-__all__ = ["ModuleKind", "Operator", "leaves", "module_kind", "resolve"]
+__all__ = ["Operator", "leaves", "resolve"]
 
 #: Columns of the identity pushed through a matrix-free operator at a time (dense fallback).
 _DENSE_CHUNK = 256
 
 
-class ModuleKind(NamedTuple):
-    """The answer of :func:`module_kind`.
+class _ModuleKind(NamedTuple):
+    """The answer of :func:`_module_kind`.
 
     Attributes
     ----------
@@ -83,18 +83,12 @@ def _softmax_size(module, input_shape) -> int:
     return int(input_shape[dim % rank - 1])
 
 
-def module_kind(module, input_shape) -> ModuleKind:
+def _module_kind(module, input_shape) -> _ModuleKind:
     """Is ``module`` a fixed linear map, and if not, what is its Lipschitz constant (2-norm)?
 
-    ``input_shape`` is one example's ``(C, *spatial)`` at the module's input (softmax sizes and
-    pooling overlaps depend on it).
-
-    The constants are exact suprema of the Jacobian's norm: ReLU and Tanh 1; LeakyReLU
-    ``max(1, |slope|)``; Sigmoid 1/4; Softmax 1/2 (``diag(p) - p p^T`` has norm at most
-    ``max_i 2 p_i (1 - p_i)``, reached at ``p = (1/2, 1/2, 0, ...)``); LogSoftmax ``sqrt(n)``
-    (``I - 1 p^T`` is a projector of norm ``sqrt(n) ||p||``); max pooling and even-``p`` LP pooling
-    ``sqrt(m)`` with ``m`` the most windows one cell is in (1 when windows do not overlap); Dropout
-    in training mode ``1 / (1 - p)``.
+    The one place this question is answered (the constants are listed in
+    :func:`matconv.spectral.lipschitz_bound`). ``input_shape`` is one example's ``(C, *spatial)``
+    at the module's input (softmax sizes and pooling overlaps depend on it).
 
     Raises
     ------
@@ -104,41 +98,41 @@ def module_kind(module, input_shape) -> ModuleKind:
     Examples
     --------
     >>> from matconv import nn
-    >>> module_kind(nn.MaxPool2d(3, stride=1), (1, 5, 5)).lipschitz   # 9 windows share a cell
+    >>> _module_kind(nn.MaxPool2d(3, stride=1), (1, 5, 5)).lipschitz   # 9 windows share a cell
     3.0
-    >>> module_kind(nn.Conv2d(1, 1, 3), (1, 5, 5)).linear
+    >>> _module_kind(nn.Conv2d(1, 1, 3), (1, 5, 5)).linear
     True
     """
     nn, linear, max_pools = _classes()
     name = type(module).__name__
     if isinstance(module, nn.Sequential):
-        raise TypeError("module_kind takes one layer; use leaves(model) for a Sequential")
+        raise TypeError("a Sequential is not one layer: flatten it with leaves(model)")
     if isinstance(module, linear):
-        return ModuleKind(True, False, None, "operator norm")
+        return _ModuleKind(True, False, None, "operator norm")
     if isinstance(module, nn.Flatten):
-        return ModuleKind(True, True, 1.0, "reshapes only")
+        return _ModuleKind(True, True, 1.0, "reshapes only")
     if isinstance(module, nn.Dropout):
         if not module.training or module.p == 0:
-            return ModuleKind(True, True, 1.0, "identity in evaluation mode")
-        return ModuleKind(False, False, 1.0 / (1.0 - module.p),
+            return _ModuleKind(True, True, 1.0, "identity in evaluation mode")
+        return _ModuleKind(False, False, 1.0 / (1.0 - module.p),
                           "1/(1-p): the largest mask entry (training mode)")
     if isinstance(module, (nn.ReLU, nn.Tanh)):
-        return ModuleKind(False, False, 1.0, "|f'| <= 1")
+        return _ModuleKind(False, False, 1.0, "|f'| <= 1")
     if isinstance(module, nn.LeakyReLU):
-        return ModuleKind(False, False, max(1.0, abs(module.negative_slope)), "max(1, |slope|)")
+        return _ModuleKind(False, False, max(1.0, abs(module.negative_slope)), "max(1, |slope|)")
     if isinstance(module, nn.Sigmoid):
-        return ModuleKind(False, False, 0.25, "|f'| <= 1/4")
+        return _ModuleKind(False, False, 0.25, "|f'| <= 1/4")
     if isinstance(module, nn.Softmax):
         n = _softmax_size(module, input_shape)
-        return ModuleKind(False, False, 0.5 if n > 1 else 0.0, "||diag(p) - p p^T|| <= 1/2")
+        return _ModuleKind(False, False, 0.5 if n > 1 else 0.0, "||diag(p) - p p^T|| <= 1/2")
     if isinstance(module, nn.LogSoftmax):
         n = _softmax_size(module, input_shape)
-        return ModuleKind(False, False, math.sqrt(n) if n > 1 else 0.0,
+        return _ModuleKind(False, False, math.sqrt(n) if n > 1 else 0.0,
                           f"||I - 1 p^T|| < sqrt({n})")
     if isinstance(module, max_pools) or (isinstance(module, (nn.LPPool1d, nn.LPPool2d)) and
                                          module.norm_type % 2 == 0):
         m = _max_overlap(module, input_shape)
-        return ModuleKind(False, False, math.sqrt(m),
+        return _ModuleKind(False, False, math.sqrt(m),
                           "windows do not overlap" if m <= 1 else f"sqrt({m}): a cell in {m} "
                                                                   f"windows")
     if isinstance(module, (nn.LPPool1d, nn.LPPool2d)):
@@ -355,7 +349,7 @@ def resolve(op, input_shape=None, at=None) -> Operator:
         shape = _module_shape(mods[0], input_shape)
         factors, start = [], shape
         for m in mods:
-            kind = module_kind(m, shape)
+            kind = _module_kind(m, shape)
             if not kind.linear:
                 raise ValueError(f"{type(m).__name__} is not a fixed linear map, so the model has "
                                  f"no single matrix: pass at=x for its Jacobian at one example x, "
