@@ -7,7 +7,7 @@ The public API lives here. Layers are in :mod:`matconv.nn`.
 >>> A.shape
 (4, 16)
 """
-from . import batches, checkpoint, data, models, nn, operators, optim, plot, train
+from . import batches, checkpoint, data, models, nn, operators, optim, plot, spectral, train
 from .composition import compose, jacobian, receptive_field, receptive_field_size
 from .export import load_matrix, save_matrix
 from .geometry import ConvGeometry, PoolGeometry, conv_output_size, conv_transpose_output_size
@@ -33,6 +33,7 @@ __all__ = [
     "checkpoint",
     "plot",
     "operators",
+    "spectral",
     "ConvGeometry",
     "PoolGeometry",
     "conv_output_size",

@@ -27,6 +27,7 @@ __all__ = [
     "plot_operator",
     "plot_unfold",
     "require_matplotlib",
+    "new_axes",
 ]
 
 #: ``mode="auto"`` draws values up to this many cells, the sparsity pattern beyond.
@@ -85,7 +86,11 @@ def _show_figures_in_ipython(mpl):
         mpl.figure.Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
 
 
-def _new_axes(mpl, ncols=1, figsize=None, width_ratios=None):
+def new_axes(mpl, ncols=1, figsize=None, width_ratios=None):
+    """``ncols`` axes on a new constrained-layout ``Figure`` (not registered with pyplot).
+
+    ``mpl`` is the module :func:`require_matplotlib` returns.
+    """
     fig = mpl.figure.Figure(figsize=figsize, layout="constrained")
     return fig.subplots(1, ncols, width_ratios=width_ratios)
 
@@ -245,7 +250,7 @@ def plot_matrix(A, ax=None, *, row_blocks=None, col_blocks=None, mode="auto", ti
         mode = "values" if r * c <= AUTO_VALUES_MAX_CELLS else "pattern"
     equal = max(r, c) <= 10 * min(r, c)
     if ax is None:
-        ax = _new_axes(mpl, figsize=_matrix_figsize((r, c), equal, mode == "values"))
+        ax = new_axes(mpl, figsize=_matrix_figsize((r, c), equal, mode == "values"))
 
     if mode == "values":
         _draw_values(mpl, ax, M, cmap)
@@ -340,7 +345,7 @@ def _check_axes(mpl, axes, left_shape, right_shape):
         n_cols, n_rows = left_shape[1] + right_shape[1], max(left_shape[0], right_shape[0])
         cell = min(6.5 / n_cols, 4.5 / n_rows, 0.6)
         figsize = (max(cell * n_cols + 2.5, 6.0), cell * n_rows + 1.4)
-        return _new_axes(mpl, 2, figsize, width_ratios=[left_shape[1], right_shape[1]])
+        return new_axes(mpl, 2, figsize, width_ratios=[left_shape[1], right_shape[1]])
     axes = list(axes) if isinstance(axes, (list, tuple, np.ndarray)) else [axes]
     if len(axes) != 2 or not all(isinstance(a, mpl.axes.Axes) for a in axes):
         raise ValueError(f"axes must be None or two matplotlib Axes, got {axes!r}")

@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from . import show, train
+from . import show, spectrum, train
 
 __all__ = ["build_parser", "main"]
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
                                 title="commands", metavar="COMMAND")
     show.add_parser(sub)
+    spectrum.add_parser(sub)
     train.add_parsers(sub)
     return parser
 
