@@ -13,6 +13,8 @@ import threading
 
 import numpy as np
 
+from .memory import check_memory
+
 __all__ = ["float_dtype", "check_float_array", "batched_input", "to_batch_last",
            "from_batch_last", "columns"]
 
@@ -97,6 +99,8 @@ def to_batch_last(x: np.ndarray) -> np.ndarray:
     rows = x.reshape(x.shape[0], math.prod(x.shape[1:]))  # explicit: N may be 0
     if rows.T.flags.c_contiguous:
         return rows.T
+    check_memory(rows.size * rows.itemsize, f"a batch-last copy of an array of shape {x.shape}",
+                 "use a smaller batch")
     if rows.shape[1] * rows.itemsize % 2048 == 0:  # rows whose length aliases in the cache
         return _transpose(rows)
     return np.ascontiguousarray(rows.T)

@@ -101,7 +101,7 @@ def lenet(in_channels: int = 1, num_classes: int = 10, channels=(32, 64), hidden
     else:
         height, width = (_positive_int(v, f"input_size[{i}]", 4)
                          for i, v in enumerate(_int_sequence(input_size, "input_size", 2)))
-    if lowering not in LOWERINGS:
+    if not isinstance(lowering, str) or lowering not in LOWERINGS:
         raise ValueError(f"lowering must be one of {LOWERINGS}, got {lowering!r}")
     dtype, seed = _dtype_name(dtype), _seed(seed)
     rng = np.random.default_rng(seed)

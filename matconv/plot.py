@@ -240,7 +240,7 @@ def plot_matrix(A, ax=None, *, row_blocks=None, col_blocks=None, mode="auto", ti
     >>> ax.figure.savefig("slide_matrix.png")  # doctest: +SKIP
     """
     mpl = require_matplotlib()
-    if mode not in _MODES:
+    if not isinstance(mode, str) or mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
     M = _as_csr(A)
     r, c = M.shape

@@ -51,7 +51,7 @@ def correlate(x, kernel, mode="full"):
     array([1., 3., 5., 3.])
     """
     x, kernel = _as_float(x, "x"), _as_float(kernel, "kernel")
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if x.ndim != kernel.ndim or x.ndim not in (1, 2, 3):
         raise ValueError(f"x and kernel must have the same number of dimensions, 1 to 3; got "

@@ -55,10 +55,16 @@ class ConvGeometry:
 
     def __post_init__(self):
         ndim = self.ndim
-        if ndim is None:
-            sized = [v for v in (self.kernel_size, self.stride, self.dilation)
-                     if isinstance(v, (tuple, list))]
-            ndim = len(sized[0]) if sized else 2
+        if ndim is None:  # the first per-dimension argument given as a sequence decides
+            ndim = 2
+            for name in ("kernel_size", "stride", "dilation"):
+                value = getattr(self, name)
+                if isinstance(value, (tuple, list)):
+                    if not 1 <= len(value) <= 3:
+                        raise ValueError(f"{name} must be an int or a tuple of 1 to 3 ints (one "
+                                         f"per spatial dimension), got {value!r}")
+                    ndim = len(value)
+                    break
         if not is_int(ndim) or ndim not in (1, 2, 3):
             raise ValueError(f"ndim must be 1, 2 or 3 spatial dimensions, got {ndim!r}")
         for name in ("in_channels", "out_channels", "groups"):

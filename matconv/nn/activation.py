@@ -27,7 +27,7 @@ class _Pointwise(Module):
 
     def _check(self, x):
         if not isinstance(x, np.ndarray):
-            raise TypeError(f"{type(self).__name__} expects a numpy ndarray, got "
+            raise TypeError(f"{type(self).__name__} expects input as a numpy ndarray, got "
                             f"{type(x).__name__}")
         return check_float_array(x, "input", x.dtype if x.dtype.kind == "f" else np.float64)
 
@@ -102,7 +102,7 @@ class LeakyReLU(_Elementwise):
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
         if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real) \
-                or not math.isfinite(float(negative_slope)) or abs(negative_slope) > 1e300:
+                or not math.isfinite(float(negative_slope)) or abs(float(negative_slope)) > 1e300:
             raise TypeError(f"negative_slope must be a finite real number, got "
                             f"{negative_slope!r}")
         self.negative_slope = float(negative_slope)

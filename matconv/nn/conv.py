@@ -35,10 +35,10 @@ def choose_lowering(lowering: str, geometry: ConvGeometry) -> str:
     >>> choose_lowering("auto", ConvGeometry(1, 16, 3))
     'im2col'
     """
-    if lowering == "auto":
+    if isinstance(lowering, str) and lowering == "auto":
         one_to_one = geometry.in_channels == geometry.out_channels == geometry.groups
         return "sparse" if one_to_one else "im2col"
-    if lowering not in LOWERINGS:
+    if not isinstance(lowering, str) or lowering not in LOWERINGS:
         raise ValueError(f"lowering must be 'auto' or one of {LOWERINGS}, got {lowering!r}")
     return lowering
 
@@ -168,7 +168,7 @@ class _ConvTransposeNd(_LoweredLayer):
                  output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros", *,
                  lowering="auto", dtype=np.float32, rng=None):
         super().__init__()
-        if padding_mode != "zeros":
+        if not isinstance(padding_mode, str) or padding_mode != "zeros":
             raise ValueError(f"padding_mode must be 'zeros' for {type(self).__name__} (like "
                              f"PyTorch), got {padding_mode!r}")
         if isinstance(padding, str):

@@ -161,7 +161,7 @@ def calculate_fan_in_and_fan_out(tensor) -> tuple[int, int]:
 
 
 def _fan(tensor, mode: str) -> int:
-    if mode not in ("fan_in", "fan_out"):
+    if not isinstance(mode, str) or mode not in ("fan_in", "fan_out"):
         raise ValueError(f"Mode {mode!r} not supported, please use one of 'fan_in', 'fan_out'")
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     return fan_in if mode == "fan_in" else fan_out

@@ -206,6 +206,9 @@ class Span:
         if len(grads) != len(self.outputs):
             raise ValueError(f"{type(module).__name__}.backward expects {len(self.outputs)} "
                              f"gradient(s), one per output of the last forward, got {len(grads)}")
+        if all(dy is None for dy in grads):
+            raise TypeError(f"{type(module).__name__}.backward needs grad_output, the gradient "
+                            f"of the last forward's output as an ndarray, got None")
         seeds = {}
         for node, dy in zip(self.outputs, grads):
             if dy is None or node is None:

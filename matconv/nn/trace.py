@@ -90,7 +90,7 @@ def fixed_operator(layer, input_shape, model):
     return op
 
 
-def _check_chain(module, input_shape) -> None:
+def check_chain(module, input_shape) -> None:
     """Before a chain's forward, refuse a Jacobian whose fixed factors could not be built."""
     from .container import Sequential
 
@@ -128,7 +128,7 @@ def jacobian(module, x, *, support: bool = False):
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiub":
         raise TypeError(f"x must be a real numeric ndarray of one example (C, *spatial), got "
                         f"{getattr(x, 'dtype', type(x).__name__)}")
-    _check_chain(module, x.shape)
+    check_chain(module, x.shape)
     dtype = _dtype_of(module)
     module(np.asarray(x, dtype=dtype if x.dtype.kind != "f" else x.dtype)[None])
     graph = module._need_span("jacobian").graph()

@@ -52,7 +52,7 @@ class Upsample(FixedPool):
         if (size is None) == (scale_factor is None):
             raise ValueError("give exactly one of size and scale_factor (like PyTorch), got "
                              f"size={size!r}, scale_factor={scale_factor!r}")
-        if mode not in ("nearest", *_MODE_DIMS):
+        if not isinstance(mode, str) or mode not in ("nearest", *_MODE_DIMS):
             raise ValueError(f"mode must be one of ('nearest', 'linear', 'bilinear', "
                              f"'trilinear'), got {mode!r}")
         if align_corners is not None and mode == "nearest":

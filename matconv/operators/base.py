@@ -34,6 +34,9 @@ __all__ = ["Operator", "Transposed", "Product", "Sum", "Scaled", "Identity", "Di
 def _check_example(example, batch):
     if example is None:
         return 0
+    if batch is None:
+        raise ValueError(f"example= applies to data-dependent operators (recorded for a batch); "
+                         f"this operator is the same for every example, got example={example!r}")
     if not isinstance(example, numbers.Integral) or isinstance(example, bool) or example < 0 \
             or (batch is not None and example >= batch):
         allowed = f"an int in [0, {batch})" if batch is not None else "an int >= 0"

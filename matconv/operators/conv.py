@@ -116,7 +116,7 @@ class ConvPlan:
     """
 
     def __init__(self, geometry: ConvGeometry, input_size, output_size=None, lowering="im2col"):
-        if lowering not in LOWERINGS:
+        if not isinstance(lowering, str) or lowering not in LOWERINGS:
             raise ValueError(f"lowering must be one of {LOWERINGS}, got {lowering!r}")
         self.geometry, self.lowering = geometry, lowering
         self.input_size, self.output_size = resolve_output_size(geometry, input_size,
@@ -217,7 +217,7 @@ def conv_plan(geometry: ConvGeometry, input_size, output_size=None, lowering="im
            [0., 1., 2., 3., 0.],
            [0., 0., 1., 2., 3.]])
     """
-    if lowering not in LOWERINGS:
+    if not isinstance(lowering, str) or lowering not in LOWERINGS:
         raise ValueError(f"lowering must be one of {LOWERINGS}, got {lowering!r}")
     input_size, output_size = resolve_output_size(geometry, input_size, output_size)
     return cached(("plan", geometry, input_size, output_size, lowering),

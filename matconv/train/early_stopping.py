@@ -64,7 +64,7 @@ class EarlyStopping:
         if isinstance(min_delta, (bool, np.bool_)) or not isinstance(min_delta, numbers.Real) \
                 or not (math.isfinite(min_delta) and min_delta >= 0):
             raise ValueError(f"min_delta must be a finite real number >= 0, got {min_delta!r}")
-        if mode not in ("auto", "min", "max"):
+        if not isinstance(mode, str) or mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
         if not isinstance(restore_best_weights, (bool, np.bool_)):
             raise TypeError(f"restore_best_weights must be True or False, got "
