@@ -23,6 +23,7 @@ from .pooling import (
                       LPPool1d,
                       LPPool2d,
 )
+from .position_bias import PositionBias
 from .recorded import cat
 from .tape import ForwardRequiredError, no_grad
 from .upsample import Upsample
@@ -34,7 +35,7 @@ __all__ = [
     "LPPool1d", "LPPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
     "ChannelMaxPool", "Upsample",
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
-    "Linear", "Flatten", "Dropout", "Identity", "Sequential", "ModuleList",
+    "Linear", "Flatten", "Dropout", "Identity", "PositionBias", "Sequential", "ModuleList",
     "Residual", "ResidualBlock", "Concat", "WaveNetBlock", "WaveNetStack",
     "MSELoss", "SquaredError", "CrossEntropyLoss", "NLLLoss", "BCELoss",
 ]
