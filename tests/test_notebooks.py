@@ -146,3 +146,33 @@ def test_the_audit_sees_writes_outside_the_folder(tmp_path):
     paths = {Path(p) for _, p in writes}
     assert elsewhere / "fig.png" in paths and elsewhere / "g.png" in paths
     assert any(p.name == "inside.txt" and p.parent.parent == folder for p in paths)
+
+
+def _make_notebook_tool():
+    import importlib.util
+
+    script = Path(__file__).parent.parent / "tools" / "make_notebook.py"
+    if not script.exists():
+        pytest.skip("tools/make_notebook.py is not available (not running from the repository)")
+    spec = importlib.util.spec_from_file_location("make_notebook", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_export_and_build_round_trip(path):
+    """tools/make_notebook.py --export writes a script that builds the same cells."""
+    tool = _make_notebook_tool()
+    nb = nbformat.read(path, as_version=4)
+    script = tool.script_from_cells(nb)
+    cells = tool.cells_from_script(script)
+    assert [(c.cell_type, c.source) for c in cells] == \
+        [(c.cell_type, c.source.strip("\n")) for c in nb.cells]
+
+
+def test_export_refuses_a_cell_that_would_split():
+    tool = _make_notebook_tool()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1\n# %% not a cell")])
+    with pytest.raises(ValueError, match="would split it"):
+        tool.script_from_cells(nb)
