@@ -5,6 +5,11 @@ Each notebook is executed in a copy inside a temporary folder, with a Python aud
 (``sys.addaudithook``) in the kernel that logs every file the notebook opens for writing, creates,
 renames or removes. Imports that fill the environment's caches (matplotlib's font list) run
 before the hook is installed: those writes belong to the installation, not to the notebook.
+
+The kernels run OpenBLAS on one thread: the notebooks' products are small, and on a machine
+whose cores are busy with other work OpenBLAS's waiting threads made them up to ten times
+slower (a notebook of 45 s took 190 s), which would fail the time limit for no fault of the
+notebook. Their results do not depend on it; their asserts leave margins for round-off.
 """
 import json
 import re
@@ -94,7 +99,8 @@ def test_notebook_is_clean_and_cites_its_sources(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes_and_writes_only_inside_its_folder(path, tmp_path):
+def test_notebook_executes_and_writes_only_inside_its_folder(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # inherited by the kernel: see the docstring
     folder = tmp_path / "notebooks"
     folder.mkdir()
     copy = folder / path.name
