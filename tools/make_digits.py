@@ -71,11 +71,13 @@ def split_indices(labels, test_fraction: float = TEST_FRACTION, seed: int = SEED
 
 
 def split_arrays(images, labels, test_fraction: float = TEST_FRACTION, seed: int = SEED) -> dict:
-    """Everything stored in ``digits.npz``, given the full images ``(N, 8, 8)`` and labels ``(N,)``."""
+    """Everything stored in ``digits.npz``, given the full images ``(N, 8, 8)`` and labels
+    ``(N,)``."""
     images = np.asarray(images)
     labels = np.asarray(labels)
     if images.ndim != 3 or images.shape[0] != labels.shape[0] or labels.ndim != 1:
-        raise ValueError(f"expected images (N, H, W) and labels (N,), got {images.shape} and {labels.shape}")
+        raise ValueError(f"expected images (N, H, W) and labels (N,), got {images.shape} and "
+                         f"{labels.shape}")
     if not (np.all(images == np.round(images)) and images.min() >= 0 and images.max() <= 16):
         raise ValueError("expected integer pixel values in 0..16")
     if not (np.all(labels == np.round(labels)) and labels.min() >= 0 and labels.max() <= 9):

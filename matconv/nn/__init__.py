@@ -17,6 +17,7 @@ from .maxpool import AdaptiveMaxPool2d, ChannelMaxPool, MaxPool1d, MaxPool2d, Ma
 from .module import Module, Parameter
 from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, AvgPool3d,
                       LPPool1d, LPPool2d)
+from .position_bias import PositionBias
 from .recorded import cat
 from .tape import ForwardRequiredError, no_grad
 from .upsample import Upsample
@@ -28,7 +29,7 @@ __all__ = [
     "LPPool1d", "LPPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
     "ChannelMaxPool", "Upsample",
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
-    "Linear", "Flatten", "Dropout", "Identity", "Sequential", "ModuleList",
+    "Linear", "Flatten", "Dropout", "Identity", "PositionBias", "Sequential", "ModuleList",
     "Residual", "ResidualBlock", "Concat", "WaveNetBlock", "WaveNetStack",
     "MSELoss", "SquaredError", "CrossEntropyLoss", "NLLLoss", "BCELoss",
     "BCEWithLogitsLoss", "L1Loss", "SmoothL1Loss", "HuberLoss",
