@@ -36,6 +36,7 @@ SOURCES = [
     ("Back propagation for CNN", "Prayag"),
     ("A guide to convolution arithmetic for deep learning", "Dumoulin"),
     ("Optical Recognition of Handwritten Digits", "Alpaydin"),
+    ("The singular values of convolutional layers", "Sedghi"),
 ]
 
 AUDIT = r'''
