@@ -172,8 +172,8 @@ def test_save_into_a_missing_directory_fails_before_training(tmp_path):
 
 
 @pytest.mark.parametrize("args, match", [
-    (("--lr", "inf"), "argument --lr: expected a finite positive number, got 'inf'"),
-    (("--lr", "nan"), "argument --lr: expected a positive number, got 'nan'"),
+    (("--lr", "inf"), "argument --lr: expected a positive number (finite), got 'inf'"),
+    (("--lr", "nan"), "argument --lr: expected a positive number (finite), got 'nan'"),
     (("--weight-decay", "-1"), "argument --weight-decay: expected a finite number >= 0"),
     (("--validation-split", "1"), "argument --validation-split: expected a fraction in (0, 1)"),
     (("--patience", "2"), "--patience needs --validation-split"),

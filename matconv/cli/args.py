@@ -5,8 +5,10 @@ Each raises ``argparse.ArgumentTypeError`` with the text it got, so argparse pri
 from __future__ import annotations
 
 import argparse
+import math
 
-__all__ = ["channels", "int_or_sizes", "padding", "positive_float", "positive_int", "size"]
+__all__ = ["channels", "int_or_sizes", "padding", "positive_float", "positive_int", "size",
+           "number", "finite_positive", "finite_nonnegative", "fraction", "broadcast_kernel"]
 
 
 def size(text: str) -> tuple:
@@ -43,21 +45,46 @@ def channels(text: str) -> tuple:
     return cin, cout
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
-    return value
+def number(convert, ok, expected: str, name: str):
+    """An argument type: ``convert(text)`` that must pass ``ok``, else one line saying what was
+    ``expected``.
+
+    >>> fraction("0.25")
+    0.25
+    """
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = parse.__qualname__ = name
+    parse.__doc__ = f"Parse {expected}."
+    return parse
 
 
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+positive_int = number(int, lambda v: v >= 1, "a positive int", "positive_int")
+positive_float = number(float, lambda v: v > 0, "a positive number", "positive_float")
+finite_positive = number(float, lambda v: v > 0 and math.isfinite(v),
+                         "a positive number (finite)", "finite_positive")
+finite_nonnegative = number(float, lambda v: v >= 0 and math.isfinite(v),
+                            "a finite number >= 0", "finite_nonnegative")
+fraction = number(float, lambda v: 0 < v < 1, "a fraction in (0, 1)", "fraction")
+
+
+def broadcast_kernel(kernel: tuple, input_size: tuple) -> tuple:
+    """``--kernel`` repeated over the dimensions of ``--input`` when it gives one size.
+
+    >>> broadcast_kernel((3,), (4, 4))
+    (3, 3)
+    """
+    nd = len(input_size)
+    if len(kernel) == nd:
+        return tuple(kernel)
+    if len(kernel) == 1:
+        return tuple(kernel) * nd
+    raise ValueError(f"--kernel has {len(kernel)} sizes, --input {nd}: give one size, or one per "
+                     f"dimension of --input")

@@ -101,13 +101,7 @@ def _check_combinations(args) -> None:
 
 
 def _kernel(args) -> tuple:
-    nd = len(args.input)
-    if len(args.kernel) == nd:
-        return args.kernel
-    if len(args.kernel) == 1:
-        return args.kernel * nd
-    raise ValueError(f"--kernel has {len(args.kernel)} sizes, --input {nd}: give one size, or "
-                     f"one per dimension of --input")
+    return types.broadcast_kernel(args.kernel, args.input)
 
 
 def _layer(args, kernel):

@@ -50,9 +50,7 @@ def run(args) -> int:
     from ..spectral.fourier import circular_reason
 
     nd = len(args.input)
-    kernel = args.kernel if len(args.kernel) == nd else args.kernel * nd
-    if len(kernel) != nd:
-        raise ValueError(f"--kernel has {len(args.kernel)} sizes, --input {nd}")
+    kernel = types.broadcast_kernel(args.kernel, args.input)
     cin, cout = args.channels
     shape = (cin, *args.input)
     conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[nd]

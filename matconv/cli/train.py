@@ -3,7 +3,6 @@ user's own arrays (an ``.npz`` file or IDX files), sized to the data."""
 from __future__ import annotations
 
 import argparse
-import math
 import os
 
 from . import args as types
@@ -23,34 +22,6 @@ data: without --data or --data-idx, the bundled 8x8 digits (UCI ML, CC BY 4.0).
 The model is sized to the data: input channels and size (square or not) and the number of
 classes (the largest label + 1).
 """
-
-
-def _finite_positive(text):
-    """A finite number > 0 (``inf`` and ``nan`` are refused)."""
-    value = types.positive_float(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text!r}")
-    return value
-
-
-def _finite_nonnegative(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
-    return value
 
 
 def _add_data_flags(parser) -> None:
@@ -80,15 +51,15 @@ def add_parsers(sub) -> None:
                     help="examples per step (default: %(default)s)")
     tr.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="adam",
                     help="sgd uses momentum 0.9 (default: %(default)s)")
-    tr.add_argument("--lr", type=_finite_positive, default=None,
+    tr.add_argument("--lr", type=types.finite_positive, default=None,
                     help="learning rate (default per optimizer: "
                          + ", ".join(f"{k} {v:g}" for k, v in sorted(DEFAULT_LR.items())) + ")")
-    tr.add_argument("--weight-decay", type=_finite_nonnegative, default=None,
+    tr.add_argument("--weight-decay", type=types.finite_nonnegative, default=None,
                     help="weight decay (default: the optimizer's, 0; 0.01 for adamw)")
     tr.add_argument("--scheduler", choices=["none", "cosine", "onecycle"], default="none",
                     help="cosine: annealed to 0 over the epochs; onecycle: the 1cycle policy "
                          "peaking at --lr, stepped per batch (default: %(default)s)")
-    tr.add_argument("--validation-split", type=_fraction, default=None, metavar="FRACTION",
+    tr.add_argument("--validation-split", type=types.fraction, default=None, metavar="FRACTION",
                     help="hold out this fraction of the training data and report its loss "
                          "and accuracy each epoch (default: none)")
     tr.add_argument("--patience", type=types.positive_int, default=None,
