@@ -9,29 +9,43 @@ from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .blocks import Concat, Residual, ResidualBlock, WaveNetBlock, WaveNetStack
 from .container import ModuleList, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from .fractional import FractionalMaxPool2d, FractionalMaxPool3d
 from .init import manual_seed
 from .linear import Dropout, Flatten, Identity, Linear
 from .loss import BCELoss, CrossEntropyLoss, MSELoss, NLLLoss, SquaredError
-from .maxpool import AdaptiveMaxPool2d, ChannelMaxPool, MaxPool1d, MaxPool2d, MaxPool3d
+from .maxpool import (
+                      AdaptiveMaxPool1d,
+                      AdaptiveMaxPool2d,
+                      AdaptiveMaxPool3d,
+                      ChannelMaxPool,
+                      MaxPool1d,
+                      MaxPool2d,
+                      MaxPool3d,
+)
 from .module import Module, Parameter
 from .pooling import (
                       AdaptiveAvgPool1d,
                       AdaptiveAvgPool2d,
+                      AdaptiveAvgPool3d,
                       AvgPool1d,
                       AvgPool2d,
                       AvgPool3d,
                       LPPool1d,
                       LPPool2d,
+                      LPPool3d,
 )
 from .recorded import cat
 from .tape import ForwardRequiredError, no_grad
+from .unpool import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
 from .upsample import Upsample
 
 __all__ = [
     "Module", "Parameter", "manual_seed", "cat", "no_grad", "ForwardRequiredError",
     "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
     "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
-    "LPPool1d", "LPPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+    "LPPool1d", "LPPool2d", "LPPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
+    "FractionalMaxPool2d", "FractionalMaxPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d",
     "ChannelMaxPool", "Upsample",
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
     "Linear", "Flatten", "Dropout", "Identity", "Sequential", "ModuleList",

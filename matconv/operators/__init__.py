@@ -27,7 +27,16 @@ from .conv import LOWERINGS, BufferPool, Conv, ConvPlan, conv_plan, gather_rows
 from .coupled import SoftmaxJacobian
 from .dense import Dense
 from .graph import Graph
-from .selection import MaxPlan, Selection, adaptive_max_plan, channel_max_plan, max_pool_plan
+from .selection import (
+                        MaxPlan,
+                        Selection,
+                        adaptive_max_plan,
+                        channel_max_plan,
+                        first_max,
+                        fractional_max,
+                        max_pool_plan,
+                        unpool_operator,
+)
 from .sparse import SparseOperator, adaptive_avg_operator, avg_pool_operator, upsample_operator
 
 __all__ = [
@@ -35,5 +44,5 @@ __all__ = [
     "LOWERINGS", "Conv", "ConvPlan", "conv_plan", "BufferPool", "gather_rows", "Dense",
     "SoftmaxJacobian", "Graph", "Selection", "MaxPlan", "max_pool_plan", "adaptive_max_plan",
     "channel_max_plan", "SparseOperator", "avg_pool_operator", "adaptive_avg_operator",
-    "upsample_operator",
+    "upsample_operator", "first_max", "fractional_max", "unpool_operator",
 ]
