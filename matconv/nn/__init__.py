@@ -5,7 +5,19 @@ networks subclass :class:`Module` and write ``forward`` with layers, ``+``, ``-`
 slicing and :func:`cat`; calling one records the operators it applies, and its ``backward`` is
 their transpose (see :mod:`matconv.nn.tape`).
 """
-from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .activation import (
+                         ELU,
+                         GELU,
+                         Hardtanh,
+                         LeakyReLU,
+                         LogSoftmax,
+                         ReLU,
+                         Sigmoid,
+                         SiLU,
+                         Softmax,
+                         Softplus,
+                         Tanh,
+)
 from .blocks import Concat, Residual, ResidualBlock, WaveNetBlock, WaveNetStack
 from .container import ModuleList, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
@@ -47,7 +59,8 @@ __all__ = [
     "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
     "FractionalMaxPool2d", "FractionalMaxPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d",
     "ChannelMaxPool", "Upsample",
-    "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
+    "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "ELU", "SiLU",
+    "Softplus", "Hardtanh",
     "Linear", "Flatten", "Dropout", "Identity", "Sequential", "ModuleList",
     "Residual", "ResidualBlock", "Concat", "WaveNetBlock", "WaveNetStack",
     "MSELoss", "SquaredError", "CrossEntropyLoss", "NLLLoss", "BCELoss",
