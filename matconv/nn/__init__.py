@@ -35,6 +35,7 @@ from .maxpool import (
                       MaxPool3d,
 )
 from .module import Module, Parameter
+from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm
 from .pooling import (
                       AdaptiveAvgPool1d,
                       AdaptiveAvgPool2d,
@@ -62,6 +63,7 @@ __all__ = [
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "ELU", "SiLU",
     "Softplus", "Hardtanh",
     "Linear", "Flatten", "Dropout", "Identity", "Sequential", "ModuleList",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm",
     "Residual", "ResidualBlock", "Concat", "WaveNetBlock", "WaveNetStack",
     "MSELoss", "SquaredError", "CrossEntropyLoss", "NLLLoss", "BCELoss",
 ]

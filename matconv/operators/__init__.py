@@ -17,6 +17,7 @@ kind                   used by
                        evaluation-mode normalisation
 :class:`Dense`         ``Linear``
 :class:`SoftmaxJacobian`  softmax, log-softmax
+:class:`Normalization`  batch norm (training), layer norm, group norm
 :class:`Identity`, :class:`Sum`, :class:`Scaled`, :class:`Product`, :class:`BlockRow`
                        flatten, residual additions, concatenation, composition
 :class:`Graph`         a whole recorded forward: backward is ``graph.T``
@@ -27,6 +28,7 @@ from .conv import LOWERINGS, BufferPool, Conv, ConvPlan, conv_plan, gather_rows
 from .coupled import SoftmaxJacobian
 from .dense import Dense
 from .graph import Graph
+from .normalization import COUPLED_BATCH, Normalization
 from .selection import (
                         MaxPlan,
                         Selection,
@@ -44,5 +46,6 @@ __all__ = [
     "LOWERINGS", "Conv", "ConvPlan", "conv_plan", "BufferPool", "gather_rows", "Dense",
     "SoftmaxJacobian", "Graph", "Selection", "MaxPlan", "max_pool_plan", "adaptive_max_plan",
     "channel_max_plan", "SparseOperator", "avg_pool_operator", "adaptive_avg_operator",
-    "upsample_operator", "first_max", "fractional_max", "unpool_operator",
+    "upsample_operator", "first_max", "fractional_max", "unpool_operator", "Normalization",
+    "COUPLED_BATCH",
 ]
