@@ -7,7 +7,7 @@ The public API lives here. Layers are in :mod:`matconv.nn`.
 >>> A.shape
 (4, 16)
 """
-from . import checkpoint, data, models, nn, operators, optim, plot, train
+from . import checkpoint, data, interop, models, nn, operators, optim, plot, train
 from .compose import compose, jacobian, receptive_field, receptive_field_size
 from .export import load_matrix, save_matrix
 from .geometry import ConvGeometry, PoolGeometry, conv_output_size, conv_transpose_output_size
@@ -19,6 +19,7 @@ from .lowering import (
                        unfold_matrix,
                        window_index,
 )
+from .interop import from_torch, from_torch_sparse, matrix_of, to_torch, to_torch_sparse
 from .memory import get_memory_budget, set_memory_budget
 from .nn import cat, no_grad
 from .nn.init import manual_seed
@@ -67,4 +68,10 @@ __all__ = [
     "transposed_conv_direct",
     "save_matrix",
     "load_matrix",
+    "interop",
+    "from_torch",
+    "to_torch",
+    "matrix_of",
+    "to_torch_sparse",
+    "from_torch_sparse",
 ]

@@ -109,7 +109,7 @@ class _BatchNorm(_Normalization):
     _dims = (4,)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
-                 track_running_stats: bool = True, *, dtype=np.float32):
+                 track_running_stats: bool = True, *, bias: bool = True, dtype=np.float32):
         super().__init__()
         self.num_features = _positive_int(num_features, "num_features")
         self.eps = _eps(eps)
@@ -123,7 +123,7 @@ class _BatchNorm(_Normalization):
         self.track_running_stats = _flag(track_running_stats, "track_running_stats")
         dtype = float_dtype(dtype)
         C = self.num_features
-        self._affine((C,), dtype, self.affine, self.affine)
+        self._affine((C,), dtype, self.affine, self.affine and _flag(bias, "bias"))
         track = self.track_running_stats
         self.register_buffer("running_mean", _constant((C,), 0.0, dtype, "BatchNorm")
                              if track else None)
@@ -256,7 +256,8 @@ class _BatchNorm(_Normalization):
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+                + (", bias=False" if self.affine and self.bias is None else ""))
 
 
 _BN_DOC = """Batch normalisation over {what}, like ``torch.nn.BatchNorm{n}d``.
@@ -273,6 +274,8 @@ affine : bool, default True
 track_running_stats : bool, default True
     Keep ``running_mean``, ``running_var`` and ``num_batches_tracked`` buffers; without them
     the batch's statistics are used in evaluation mode too.
+bias : bool, default True, keyword-only
+    With ``affine``, learn the bias too (PyTorch's keyword).
 dtype : np.float32 or np.float64, keyword-only
 
 Notes
@@ -429,6 +432,8 @@ class GroupNorm(_PerExample):
     eps : float, default 1e-5
     affine : bool, default True
         Learn ``weight`` (init 1) and ``bias`` (init 0) per channel.
+    bias : bool, default True, keyword-only
+        With ``affine``, learn the bias too (PyTorch's keyword).
     dtype : np.float32 or np.float64, keyword-only
 
     Examples
@@ -442,7 +447,7 @@ class GroupNorm(_PerExample):
     """
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
-                 affine: bool = True, *, dtype=np.float32):
+                 affine: bool = True, *, bias: bool = True, dtype=np.float32):
         super().__init__()
         self.num_groups = _positive_int(num_groups, "num_groups")
         self.num_channels = _positive_int(num_channels, "num_channels")
@@ -451,7 +456,8 @@ class GroupNorm(_PerExample):
                              f"({num_groups})")
         self.eps = _eps(eps)
         self.affine = _flag(affine, "affine")
-        self._affine((self.num_channels,), float_dtype(dtype), self.affine, self.affine)
+        self._affine((self.num_channels,), float_dtype(dtype), self.affine,
+                     self.affine and _flag(bias, "bias"))
 
     def forward(self, x):
         x = self._check(x)

@@ -80,7 +80,9 @@ class _LPPoolNd(Pool):
                 or math.isnan(norm_type) or norm_type == 0:
             raise ValueError(f"norm_type must be a nonzero number (inf for max pooling of |x|, "
                              f"like PyTorch), got {norm_type!r}")
-        self.norm_type = float(norm_type)
+        # kept as given (an int stays an int, as PyTorch keeps it); the arithmetic is in floats
+        self.norm_type = int(norm_type) if isinstance(norm_type, numbers.Integral) \
+            else float(norm_type)
         self.pool = PoolGeometry(kernel_size, stride, 0, 1, ceil_mode, self._ndim)
 
     kernel_size = property(lambda self: self.pool.kernel_size)
@@ -96,7 +98,7 @@ class _LPPoolNd(Pool):
         return self._emit(op, Y, out, batched)
 
     def _power(self, X, x):
-        p, taps = self.norm_type, math.prod(self.kernel_size)
+        p, taps = float(self.norm_type), math.prod(self.kernel_size)
         M = avg_pool_operator(self.pool, x.shape[1], tuple(x.shape[2:]))
         t = M.matmat(X ** p)
         u = t * taps
