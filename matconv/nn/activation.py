@@ -128,8 +128,9 @@ class LeakyReLU(_Elementwise):
         self.inplace = _inplace(inplace)
 
     def _apply(self, x):
-        slope = x.dtype.type(self.negative_slope)
-        deriv = (x > 0) * (1 - slope) + slope
+        with np.errstate(over="ignore"):  # a slope beyond float32 is inf there, as in PyTorch
+            slope = x.dtype.type(self.negative_slope)
+        deriv = np.where(x > 0, x.dtype.type(1), slope)
         return x * deriv, deriv
 
     def extra_repr(self):

@@ -155,8 +155,9 @@ class MaxPlan:
         # row of the windows that won -> the input row it read
         position = np.arange(self.L * n) // n
         win_row = (np.arange(self.channels)[:, None] * self.taps + arg) * self.L + position
-        winners = self.windows.gather[win_row].reshape(-1, n)
-        return best.reshape(-1, n), Selection(winners, self.n_in, self)
+        rows = self.channels * self.L  # explicit sizes: an empty batch (n = 0) has no -1
+        winners = self.windows.gather[win_row].reshape(rows, n)
+        return best.reshape(rows, n), Selection(winners, self.n_in, self)
 
 
 def max_pool_plan(pool: PoolGeometry, channels: int, input_size) -> MaxPlan:
@@ -194,7 +195,7 @@ def fractional_max(X: np.ndarray, channels: int, input_size, output_size, kernel
     check_memory(channels * K * L * N * (8 + X.itemsize) * 2,
                  f"the {K} x {L} fractional pooling windows of {channels * N} planes",
                  "use a smaller batch or input")
-    planes = samples.transpose(1, 0, 2).reshape(channels * N, -1)  # planes (c, n)
+    planes = samples.transpose(1, 0, 2).reshape(channels * N, samples.shape[2])  # (c, n)
     index = fractional_windows(planes, input_size, output_size, kernel_size)
     index = index.reshape(channels, N, K, L).transpose(0, 2, 3, 1)  # (C, K, L, N)
     X3 = X.reshape(channels, n_in, N)
