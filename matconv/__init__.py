@@ -11,6 +11,7 @@ from . import checkpoint, data, interop, models, nn, operators, optim, plot, tra
 from .compose import compose, jacobian, receptive_field, receptive_field_size
 from .export import load_matrix, save_matrix
 from .geometry import ConvGeometry, PoolGeometry, conv_output_size, conv_transpose_output_size
+from .interop import from_torch, from_torch_sparse, matrix_of, to_torch, to_torch_sparse
 from .lowering import (
                        cache_info,
                        clear_caches,
@@ -19,7 +20,6 @@ from .lowering import (
                        unfold_matrix,
                        window_index,
 )
-from .interop import from_torch, from_torch_sparse, matrix_of, to_torch, to_torch_sparse
 from .memory import get_memory_budget, set_memory_budget
 from .nn import cat, no_grad
 from .nn.init import manual_seed

@@ -14,6 +14,7 @@ import numpy as np
 from ..geometry import as_tuple
 from ..geometry.pool import pool_shorthand
 from ..layout import batched_input, spatial_names
+from ..memory import check_memory
 from ..operators import unpool_operator
 from .columns import columns, to_columns
 from .pool_base import Pool
@@ -69,6 +70,9 @@ class _MaxUnpoolNd(Pool):
                              f"{x.shape if batched else x.shape[1:]}, got {indices.shape}")
         size = self._sizes(x.shape[2:], output_size)
         n_out = math.prod(size)
+        check_memory(x.shape[0] * x.shape[1] * n_out * x.itemsize * 2,
+                     f"an unpooled output of {x.shape[0]} x {x.shape[1]} x {size}",
+                     "use a smaller output_size or batch")
         if indices.size and (indices.min() < 0 or indices.max() >= n_out):
             raise ValueError(f"indices must lie in [0, {n_out}) for an output of spatial size "
                              f"{size}, got values in [{indices.min()}, {indices.max()}]")
