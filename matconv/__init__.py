@@ -7,19 +7,13 @@ The public API lives here. Layers are in :mod:`matconv.nn`.
 >>> A.shape
 (4, 16)
 """
-from . import checkpoint, data, interop, models, nn, operators, optim, plot, train
-from .compose import compose, jacobian, receptive_field, receptive_field_size
+from . import batches, checkpoint, data, interop, models, nn, operators, optim, plot, train
+from .composition import compose, jacobian, receptive_field, receptive_field_size
 from .export import load_matrix, save_matrix
 from .geometry import ConvGeometry, PoolGeometry, conv_output_size, conv_transpose_output_size
 from .interop import from_torch, from_torch_sparse, matrix_of, to_torch, to_torch_sparse
-from .lowering import (
-                       cache_info,
-                       clear_caches,
-                       conv_matrix,
-                       set_cache_limit,
-                       unfold_matrix,
-                       window_index,
-)
+from .lowering import (cache_info, clear_caches, conv_matrix, set_cache_limit, unfold_matrix,
+                       window_index)
 from .memory import get_memory_budget, set_memory_budget
 from .nn import cat, no_grad
 from .nn.init import manual_seed
@@ -36,6 +30,7 @@ __all__ = [
     "data",
     "models",
     "train",
+    "batches",
     "checkpoint",
     "plot",
     "operators",

@@ -8,6 +8,7 @@ gives a C-ordered copy if one is ever needed.
 """
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -90,7 +91,7 @@ def to_batch_last(x: np.ndarray) -> np.ndarray:
            [1., 4.],
            [2., 5.]])
     """
-    rows = x.reshape(x.shape[0], -1)
+    rows = x.reshape(x.shape[0], math.prod(x.shape[1:]))  # explicit: N may be 0
     if rows.T.flags.c_contiguous:
         return rows.T
     if rows.shape[1] * rows.itemsize % 2048 == 0:  # rows whose length aliases in the cache

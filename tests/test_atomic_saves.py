@@ -90,8 +90,8 @@ def test_atomic_write_refuses_missing_directories_and_directories(tmp_path):
 # --------------------------------------------------------------------------- every writer
 WRITERS = {
     "checkpoint.npz": lambda p: checkpoint.save(models.lenet(seed=0), p),
-    "A.npz": lambda p: mc.save_matrix(sp.random_array((40, 40), density=0.2, rng=0), p),
-    "A.mtx": lambda p: mc.save_matrix(sp.random_array((40, 40), density=0.2, rng=0), p),
+    "A.npz": lambda p: mc.save_matrix(sp.random_array((40, 40), density=0.2, random_state=0), p),
+    "A.mtx": lambda p: mc.save_matrix(sp.random_array((40, 40), density=0.2, random_state=0), p),
     "images-idx": lambda p: data.write_idx(p, np.ones((5, 4, 4), np.uint8)),
     "images-idx.gz": lambda p: data.write_idx(p, np.ones((5, 4, 4), np.uint8)),
 }
@@ -131,7 +131,7 @@ from matconv import checkpoint, data, models
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # so a write past the limit raises OSError
 folder = sys.argv[1]
 rng = np.random.default_rng(0)
-matrix = sp.random_array((400, 400), density=0.2, rng=rng, format="csr")   # ~400 KiB saved
+matrix = sp.random_array((400, 400), density=0.2, random_state=rng, format="csr")   # ~400 KiB saved
 images = rng.integers(0, 256, (200, 28, 28)).astype(np.uint8)              # ~150 KiB
 writers = {
     "checkpoint.npz": lambda p: checkpoint.save(models.lenet(seed=0), p),  # ~210 KiB
@@ -214,7 +214,7 @@ def test_a_value_failing_midway_keeps_the_previous_file(originals, monkeypatch, 
 @pytest.mark.parametrize("suffix", [".npz", ".mtx"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.complex128])
 def test_save_matrix_round_trip(tmp_path, rng, suffix, dtype):
-    A = sp.random_array((30, 20), density=0.3, rng=rng, format="csr")
+    A = sp.random_array((30, 20), density=0.3, random_state=rng, format="csr")
     A.data = A.data * 1e3 - 3e2
     A = A.astype(dtype) if np.dtype(dtype).kind != "c" else A + 1j * A[::-1]
     path = tmp_path / f"A{suffix}"

@@ -332,7 +332,7 @@ HOSTILE = [
                                                                 "kwargs": {"hidden": "x"}}})},
      "cannot rebuild the model from its spec"),
     ("spec unknown argument", {"__matconv__": meta({**V2, "spec": {"builder": "lenet", "kwargs": {
-        "exec": "print(1)"}}})}, "cannot rebuild the model from its spec: TypeError"),
+        "exec": "print(1)"}}})}, "cannot rebuild the model from its spec: ValueError: spec['kwargs'] has 'exec'"),
     ("datetime weights", {"0.weight": np.array(["2020-01-01"], "datetime64[D]"),
                           "__matconv__": meta(V2)}, "'0.weight' has dtype datetime64"),
     ("complex weights", {"0.weight": np.ones(2, complex), "__matconv__": meta(V2)},

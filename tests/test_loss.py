@@ -1,9 +1,20 @@
-"""Losses: values and gradients against ``torch.nn.functional`` in float64 for both reductions,
-hand-computed values, extreme inputs, and the input errors."""
+"""Losses: values and gradients against ``torch.nn.functional`` in float64 for 'mean' and
+'sum', hand-computed values, extreme inputs, and the input errors (the options of every loss are
+in ``test_loss_options.py``)."""
 import numpy as np
 import pytest
 
-from matconv.nn.loss import BCELoss, CrossEntropyLoss, MSELoss, NLLLoss, SquaredError
+from matconv.nn.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+    SquaredError,
+)
 
 REDUCTIONS = ["mean", "sum"]
 REGRESSION_SHAPES = [(5,), (4, 3), (2, 3, 4, 5)]
@@ -212,11 +223,12 @@ def test_backward_before_forward(make):
 
 # -- errors ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [MSELoss, CrossEntropyLoss, NLLLoss, BCELoss])
+@pytest.mark.parametrize("make", [MSELoss, CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss,
+                                  L1Loss, SmoothL1Loss, HuberLoss])
 def test_bad_reduction(make):
-    with pytest.raises(ValueError, match=r"reduction must be one of \('mean', 'sum'\), got "
-                                         r"'none'"):
-        make(reduction="none")
+    with pytest.raises(ValueError, match=r"reduction must be one of \('none', 'mean', 'sum'\), "
+                                         r"got 'avg'"):
+        make(reduction="avg")
 
 
 @pytest.mark.parametrize("make", [MSELoss, SquaredError, BCELoss])
@@ -242,12 +254,13 @@ def test_class_target_errors(make):
     name = make.__name__
     pred = np.zeros((3, 4))
     with pytest.raises(ValueError, match=r"target holds class index 4 at position \(1,\); "
-                                         r"allowed are 0 <= index < 4 \(C = pred.shape\[1\]\)"):
+                                         r"allowed are 0 <= index < 4 \(C = pred.shape\[1\]\) "
+                                         r"or ignore_index=-100"):
         make()(pred, np.array([0, 4, 1]))
     with pytest.raises(ValueError, match=r"target holds class index -1 at position \(2,\)"):
         make()(pred, np.array([0, 1, -1]))
     with pytest.raises(TypeError, match=r"target must hold integer class indices \(e.g. "
-                                        r"int64\), got dtype float64"):
+                                        r"int64\).*, got dtype float64"):
         make()(pred, np.array([0.0, 1.0, 2.0]))
     with pytest.raises(ValueError, match=r"target must have shape \(3,\) for pred of shape "
                                          r"\(3, 4\) .* got shape \(3, 1\)"):

@@ -167,7 +167,7 @@ def test_declared_sizes_are_checked_against_the_budget_before_reading(tmp_path, 
 
 # --------------------------------------------------------------------------- load_matrix: .npz
 def random_sparse(rng, fmt, dtype, shape=(7, 5), density=0.4):
-    A = sp.random_array(shape, density=density, rng=rng, format="coo")
+    A = sp.random_array(shape, density=density, random_state=rng, format="coo")
     A = A.astype(dtype) if np.dtype(dtype).kind != "b" else (A != 0)
     if fmt == "bsr":
         return sp.bsr_array(A.toarray(), blocksize=(1, 1)) if shape[0] % 2 else \

@@ -50,8 +50,9 @@ def window_matrix(index: np.ndarray, weight: np.ndarray, channels: int, n_in: in
     K, L = index.shape
     rows, cols = channels * L, channels * n_in
     idt = index_dtype(rows * K, cols)
-    check_memory(rows * K * (idt.itemsize + weight.itemsize + 8), f"a {rows} x {cols} fixed map",
-                 "use a smaller input")
+    # indices, data, the channel offsets and the tiled columns and values, at once
+    check_memory(rows * K * (idt.itemsize + weight.itemsize + 3 * 8),
+                 f"a {rows} x {cols} fixed map", "use a smaller input")
     keep = index >= 0
     per_row = np.broadcast_to(keep.sum(axis=0), (channels, L)).ravel()
     indptr = np.zeros(rows + 1, dtype=idt)

@@ -5,48 +5,22 @@ networks subclass :class:`Module` and write ``forward`` with layers, ``+``, ``-`
 slicing and :func:`cat`; calling one records the operators it applies, and its ``backward`` is
 their transpose (see :mod:`matconv.nn.tape`).
 """
-from .activation import (
-                         ELU,
-                         GELU,
-                         Hardtanh,
-                         LeakyReLU,
-                         LogSoftmax,
-                         ReLU,
-                         Sigmoid,
-                         SiLU,
-                         Softmax,
-                         Softplus,
-                         Tanh,
-)
+from .activation import (ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU,
+                         Softmax, Softplus, Tanh)
 from .blocks import Concat, Residual, ResidualBlock, WaveNetBlock, WaveNetStack
 from .container import ModuleList, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .fractional import FractionalMaxPool2d, FractionalMaxPool3d
 from .init import manual_seed
 from .linear import Dropout, Flatten, Identity, Linear
-from .loss import BCELoss, CrossEntropyLoss, MSELoss, NLLLoss, SquaredError
-from .maxpool import (
-                      AdaptiveMaxPool1d,
-                      AdaptiveMaxPool2d,
-                      AdaptiveMaxPool3d,
-                      ChannelMaxPool,
-                      MaxPool1d,
-                      MaxPool2d,
-                      MaxPool3d,
-)
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss,
+                   NLLLoss, SmoothL1Loss, SquaredError)
+from .maxpool import (AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d, ChannelMaxPool,
+                      MaxPool1d, MaxPool2d, MaxPool3d)
 from .module import Module, Parameter
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm
-from .pooling import (
-                      AdaptiveAvgPool1d,
-                      AdaptiveAvgPool2d,
-                      AdaptiveAvgPool3d,
-                      AvgPool1d,
-                      AvgPool2d,
-                      AvgPool3d,
-                      LPPool1d,
-                      LPPool2d,
-                      LPPool3d,
-)
+from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AvgPool1d,
+                      AvgPool2d, AvgPool3d, LPPool1d, LPPool2d, LPPool3d)
 from .recorded import cat
 from .tape import ForwardRequiredError, no_grad
 from .unpool import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
@@ -66,4 +40,5 @@ __all__ = [
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm",
     "Residual", "ResidualBlock", "Concat", "WaveNetBlock", "WaveNetStack",
     "MSELoss", "SquaredError", "CrossEntropyLoss", "NLLLoss", "BCELoss",
+    "BCEWithLogitsLoss", "L1Loss", "SmoothL1Loss", "HuberLoss",
 ]

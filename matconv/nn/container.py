@@ -2,10 +2,12 @@
 custom ``forward``), with PyTorch's state-dict keys."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np  # noqa: F401  (doctests)
 
+from ..operators import Identity
 from .module import Module
 
 __all__ = ["Sequential", "ModuleList"]
@@ -103,6 +105,18 @@ class Sequential(_ModuleSequence):
         for m in self:
             shape = tuple(m.output_shape(shape))
         return shape
+
+    def operator(self, input_shape=None):
+        """The lazy product of the modules' operators, for a chain of fixed linear maps: no
+        forward runs and nothing is built until ``matrix()`` (which estimates first)."""
+        from .trace import check_input_shape, fixed_operator
+
+        op, shape = None, check_input_shape(self, input_shape, "operator()")
+        for m in self:
+            step = fixed_operator(m, shape, self)
+            op = step if op is None else step @ op
+            shape = tuple(m.output_shape(shape))
+        return op if op is not None else Identity(math.prod(shape))
 
 
 class ModuleList(_ModuleSequence):

@@ -121,7 +121,7 @@ class _Reshaping(Module):
 
     def _identity(self, x, y, batched=True):
         x = np.asarray(x)
-        n = x[0].size if batched else x.size
+        n = math.prod(x.shape[1:]) if batched else x.size
         Y = columns(y, batched)
         return self._emit(IdentityOperator(n, dtype=x.dtype), Y,
                           y.shape if batched else (1, *y.shape), batched)

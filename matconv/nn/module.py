@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parameter import IncompatibleKeys, Parameter, StateDictError, init_parameter
+from .init import init_parameter
+from .parameter import IncompatibleKeys, Parameter, StateDictError
 from .recorded import Recorded
 from .registry import Registry
 from .tape import ForwardRequiredError, Frame, Span, Tape, _frames, current_frame, is_recording

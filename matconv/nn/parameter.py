@@ -1,17 +1,13 @@
 """Parameters, and the errors and results of loading state into a module."""
 from __future__ import annotations
 
-import math
 import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from ..memory import check_memory
-from .init import uniform_fan_in
 
-__all__ = ["Parameter", "init_parameter", "IncompatibleKeys", "StateDictError",
-           "check_state_value"]
+__all__ = ["Parameter", "IncompatibleKeys", "StateDictError", "check_state_value"]
 
 
 class StateDictError(ValueError, KeyError):
@@ -59,18 +55,6 @@ class Parameter:
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
-
-
-def init_parameter(shape, fan_in: int, dtype, rng, owner: str) -> Parameter:
-    """A parameter drawn from PyTorch's default ``U(±1/sqrt(fan_in))``, its size estimated
-    against the memory budget first (drawing happens in float64, then the gradient)."""
-    n = math.prod(shape)
-    check_memory(n * (8 + 2 * np.dtype(dtype).itemsize),
-                 f"the parameters of {owner} ({' x '.join(map(str, shape))})",
-                 "use fewer channels or features")
-    if rng is not None and not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator or None, got {rng!r}")
-    return Parameter(uniform_fan_in(shape, fan_in, dtype, rng))
 
 
 class IncompatibleKeys(NamedTuple):

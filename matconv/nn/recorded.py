@@ -11,29 +11,22 @@ Outside a forward (and at the top level) arrays are plain ndarrays again.
 """
 from __future__ import annotations
 
-import contextlib
 import threading
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..operators import BlockRow, Diagonal, Identity, Operator, SparseOperator
-from .tape import Record, current_frame, is_recording
+from .tape import Record, current_frame, is_recording, thread_flag
 
 __all__ = ["Recorded", "cat", "NotDifferentiable"]
 
 _local = threading.local()
 
 
-@contextlib.contextmanager
 def _quiet():
     """Views numpy makes while we compute a result are ours, not the user's operations."""
-    before = getattr(_local, "quiet", False)
-    _local.quiet = True
-    try:
-        yield
-    finally:
-        _local.quiet = before
+    return thread_flag(_local, "quiet")
 
 
 def _tape():

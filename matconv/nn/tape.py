@@ -22,7 +22,7 @@ import threading
 
 import numpy as np
 
-from ..layout import from_batch_last, to_batch_last
+from ..layout import check_float_array, from_batch_last, to_batch_last
 from ..operators import Graph
 
 __all__ = ["Node", "Record", "Tape", "Span", "Frame", "no_grad", "is_recording",
@@ -67,12 +67,19 @@ def no_grad():
     >>> y.shape
     (1, 1, 3)
     """
-    before = getattr(_state, "paused", False)
-    _state.paused = True
+    with thread_flag(_state, "paused"):
+        yield
+
+
+@contextlib.contextmanager
+def thread_flag(state: threading.local, name: str):
+    """Set the thread-local flag ``state.name`` for the duration of a ``with`` block."""
+    before = getattr(state, name, False)
+    setattr(state, name, True)
     try:
         yield
     finally:
-        _state.paused = before
+        setattr(state, name, before)
 
 
 class Node:
@@ -225,13 +232,8 @@ def _parameter_grads(record: Record, dY: np.ndarray) -> None:
 
 
 def _check_grad(dy, node: Node) -> np.ndarray:
-    if not isinstance(dy, np.ndarray):
-        raise TypeError(f"grad_output must be a numpy ndarray, got {type(dy).__name__}")
-    if dy.dtype.kind != "f":
-        raise TypeError(f"grad_output must be a real floating-point array (float32 or float64), "
-                        f"got dtype {dy.dtype}")
+    dy = check_float_array(dy, "grad_output", node.dtype)
     if dy.shape != node.shape:
         raise ValueError(f"grad_output must have the shape of the last forward's output "
                          f"{node.shape}, got {dy.shape}")
-    dy = np.asarray(dy)
-    return dy if dy.dtype == node.dtype else dy.astype(node.dtype)
+    return np.asarray(dy)

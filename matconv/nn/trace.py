@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..memory import check_memory
-from .tape import _state, no_grad
+from .tape import ForwardRequiredError, _state, no_grad
 
 __all__ = ["trace", "traced_operator", "traced_output_shape", "jacobian", "example_input",
            "NotLinearError"]
@@ -37,13 +37,19 @@ def _dtype_of(module):
     return params[0].data.dtype if params else np.dtype(np.float64)
 
 
-def example_input(module, input_shape, what: str) -> np.ndarray:
-    """A batch of one zero example of ``input_shape``, in the module's precision."""
-    if not isinstance(input_shape, (tuple, list)) or not all(
+def check_input_shape(module, input_shape, what: str) -> tuple:
+    """``input_shape`` as a tuple of positive ints, or a ``ValueError`` naming ``what``."""
+    if not isinstance(input_shape, (tuple, list)) or not input_shape or not all(
             isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1
             for s in input_shape):
         raise ValueError(f"{type(module).__name__}.{what} needs input_shape, the shape (C, "
                          f"*spatial) of one example as positive ints, got {input_shape!r}")
+    return tuple(int(s) for s in input_shape)
+
+
+def example_input(module, input_shape, what: str) -> np.ndarray:
+    """A batch of one zero example of ``input_shape``, in the module's precision."""
+    input_shape = check_input_shape(module, input_shape, what)
     dtype = _dtype_of(module)
     check_memory(math.prod(input_shape) * dtype.itemsize, f"an input of shape {input_shape}",
                  "use a smaller input_shape")
@@ -58,15 +64,48 @@ def traced_operator(module, input_shape):
     try:
         for rec in span.records:
             if not rec.op.fixed:
-                name = type(rec.module).__name__ if rec.module is not None else \
-                    "an element-wise product"
-                raise NotLinearError(
-                    f"{name} is not a fixed linear map: use jacobian(model, x) for the Jacobian "
-                    f"of {type(module).__name__} at a point x, or compose(model, input_shape, "
-                    f"support=True) for which inputs reach which outputs")
+                raise _not_linear(type(rec.module).__name__ if rec.module is not None else
+                                  "an element-wise product", module)
         return span.graph()
     finally:
         span.tape.release()
+
+
+def _not_linear(name: str, model) -> NotLinearError:
+    return NotLinearError(
+        f"{name} is not a fixed linear map: use jacobian(model, x) for the "
+        f"Jacobian of {type(model).__name__} at a point x, or compose(model, input_shape, "
+        f"support=True) for which inputs reach which outputs")
+
+
+def fixed_operator(layer, input_shape, model):
+    """``layer``'s operator for ``input_shape`` if it is a fixed linear map (no forward needed),
+    else :class:`NotLinearError` naming it (``model`` is what the user asked about)."""
+    try:
+        op = layer.operator(tuple(input_shape))
+    except ForwardRequiredError:  # a data-dependent layer that has not run yet
+        raise _not_linear(type(layer).__name__, model) from None
+    if not op.fixed or op.batch is not None:
+        raise _not_linear(type(layer).__name__, model)
+    return op
+
+
+def _check_chain(module, input_shape) -> None:
+    """Before a chain's forward, refuse a Jacobian whose fixed factors could not be built."""
+    from .container import Sequential
+
+    if not isinstance(module, Sequential):
+        return
+    shape = tuple(input_shape)
+    for m in module:
+        if m._primitive or isinstance(m, Sequential):
+            try:
+                op = m.operator(shape)
+            except ValueError:  # data dependent (no forward yet, or another shape): the
+                op = None       # forward gives its factor
+            if op is not None and op.fixed:
+                op.check_matrix()
+        shape = tuple(m.output_shape(shape))
 
 
 def traced_output_shape(module, input_shape) -> tuple:
@@ -89,6 +128,7 @@ def jacobian(module, x, *, support: bool = False):
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiub":
         raise TypeError(f"x must be a real numeric ndarray of one example (C, *spatial), got "
                         f"{getattr(x, 'dtype', type(x).__name__)}")
+    _check_chain(module, x.shape)
     dtype = _dtype_of(module)
     module(np.asarray(x, dtype=dtype if x.dtype.kind != "f" else x.dtype)[None])
     graph = module._need_span("jacobian").graph()

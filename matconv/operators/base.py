@@ -25,6 +25,8 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
+from ..memory import check_memory
+
 __all__ = ["Operator", "Transposed", "Product", "Sum", "Scaled", "Identity", "Diagonal",
            "BlockRow"]
 
@@ -83,6 +85,10 @@ class Operator:
     def matrix(self, example=None) -> sp.csr_array:
         """The map as a CSR array of its own (for a data-dependent operator, of ``example``)."""
         return sp.csr_array(self._matrix(_check_example(example, self.batch)))
+
+    def check_matrix(self) -> None:
+        """Raise ``ValueError`` if :meth:`matrix` would exceed the memory budget (an estimate:
+        nothing is built)."""
 
     def toarray(self, example=None) -> np.ndarray:
         return self.matrix(example).toarray()
@@ -147,6 +153,12 @@ class Operator:
     def _pattern(self):
         return self._matrix(0)
 
+    def _check_output(self, rows: int, X: np.ndarray, what: str = "the output") -> None:
+        """Estimate a product's output ``(rows, N)`` against the memory budget first."""
+        check_memory(rows * X.shape[1] * max(X.itemsize, self.dtype.itemsize),
+                     f"{what} of {type(self).__name__} ({rows} x {X.shape[1]})",
+                     "use a smaller batch")
+
     def _check(self, X, rows: int, what: str) -> np.ndarray:
         if not isinstance(X, np.ndarray):
             raise TypeError(f"{type(self).__name__}.{what} expects a numpy ndarray of shape "
@@ -187,6 +199,9 @@ class Transposed(Operator):
     def T(self):
         return self.op
 
+    def check_matrix(self):
+        self.op.check_matrix()
+
     def _matmat(self, X):
         return self.op._rmatmat(X)
 
@@ -216,6 +231,10 @@ class Product(Operator):
         self.a, self.b = a, b
         self.shape = (a.shape[0], b.shape[1])
         self.batch, self.fixed, self.dtype = _common((a, b), "compose")
+
+    def check_matrix(self):
+        self.a.check_matrix()
+        self.b.check_matrix()
 
     def _matmat(self, X):
         return self.a._matmat(self.b._matmat(X))

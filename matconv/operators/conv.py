@@ -267,6 +267,7 @@ class Conv(Operator):
         under ``'im2col'``, ``X`` itself under ``'sparse'``); without ``keep`` it is ``None``
         and the buffer goes straight back to the pool."""
         X = self._check(X, self.shape[1], "apply")
+        self._check_output(self.shape[0], X)
         plan = self.plan
         if plan.lowering == "sparse":
             return plan.sparse_matrix(self.weight, transpose=False) @ X, (X if keep else None)
@@ -282,6 +283,8 @@ class Conv(Operator):
 
     def _rmatmat(self, dY):
         plan = self.plan
+        self._check_output(self.shape[1] + (plan.unfold_rows if plan.lowering == "im2col" else 0),
+                           dY, "the transposed product")
         if plan.lowering == "sparse":
             return plan.sparse_matrix(self.weight, transpose=True) @ dY
         dcols = _grouped_matmul(self._w(), dY.reshape(self.weight.shape[0], -1),
@@ -321,6 +324,12 @@ class Conv(Operator):
         return dW.reshape(g.weight_shape)
 
     # ---- matrices
+    def check_matrix(self):
+        g, plan = self.plan.geometry, self.plan
+        check_memory(2 * conv_matrix_nbytes(g, plan.input_size, plan.output_size),
+                     f"building the conv matrix A ({plan.n_out} x {plan.n_in}) with its transpose",
+                     "inspect a smaller input")
+
     def _matrix(self, example):
         return self.plan.conv.matrix(self.weight, copy=True)
 
@@ -336,9 +345,9 @@ def _grouped_matmul(a, b, groups, transpose_a=False, transpose_b=False):
     """
     if groups == 1:
         return (a.T if transpose_a else a) @ (b.T if transpose_b else b)
-    a3 = a.reshape(groups, -1, a.shape[1])
-    b3 = b.reshape(groups, -1, b.shape[1])
+    a3 = a.reshape(groups, a.shape[0] // groups, a.shape[1])  # explicit: a size may be 0
+    b3 = b.reshape(groups, b.shape[0] // groups, b.shape[1])
     a3 = a3.transpose(0, 2, 1) if transpose_a else a3
     b3 = b3.transpose(0, 2, 1) if transpose_b else b3
     out = np.matmul(a3, b3)
-    return out.reshape(-1, out.shape[2])
+    return out.reshape(out.shape[0] * out.shape[1], out.shape[2])

@@ -6,6 +6,8 @@ arrays by viewing them in the layout of the array they were recorded on.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -38,7 +40,7 @@ class SoftmaxJacobian(Operator):
 
     def __init__(self, a: np.ndarray, axis: int, log: bool = False):
         self.a, self.axis, self.log = a, int(axis), bool(log)
-        n = a[0].size
+        n = math.prod(a.shape[1:])
         self.shape, self.batch, self.dtype = (n, n), a.shape[0], a.dtype
 
     def _apply(self, V, transpose):

@@ -36,12 +36,15 @@ class Dense(Operator):
         if self.repeat == 1:
             return A @ X
         n = X.shape[1]
-        return np.matmul(A, X.reshape(self.repeat, A.shape[1], n)).reshape(-1, n)
+        return np.matmul(A, X.reshape(self.repeat, A.shape[1], n)).reshape(self.repeat * A.shape[0],
+                                                                           n)
 
     def _matmat(self, X):
+        self._check_output(self.shape[0], X)
         return self._apply(self.W, X)
 
     def _rmatmat(self, Y):
+        self._check_output(self.shape[1], Y)
         return self._apply(self.W.T, Y)
 
     def _matrix(self, example):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ..memory import check_memory
 from .base import Operator, _common
 
 __all__ = ["Graph"]
@@ -125,7 +126,12 @@ class Graph(Operator):
             if any(node in J for node in rec.inputs):
                 stacked = sp.vstack([J.get(node, sp.csr_array((node.size, n_in)))
                                      for node in rec.inputs], format="csr")
-                J[rec.output] = sp.csr_array(step(rec.op) @ stacked)
+                M = sp.csr_array(step(rec.op))
+                widest = int(np.diff(stacked.indptr).max()) if stacked.nnz else 0
+                bound = min(M.shape[0] * n_in, M.nnz * widest)  # nonzeros of the product, at most
+                check_memory(3 * bound * 16, f"the {M.shape[0]} x {n_in} sparse product of a "
+                             f"network's operators", "use a smaller input_shape")
+                J[rec.output] = sp.csr_array(M @ stacked)
         return sp.vstack([J.get(node, sp.csr_array((node.size, n_in))) for node in self.outputs],
                          format="csr")
 

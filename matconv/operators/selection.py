@@ -79,6 +79,7 @@ class Selection(Operator):
     def _rmatmat(self, Y):
         n = self.batch
         rows = Y.size
+        self._check_output(self.shape[1] + 3 * self.shape[0], Y, "the scatter")
         idt = index_dtype(rows, self.shape[1] * n)
         P = sp.csr_array((np.ones(rows, dtype=Y.dtype), self._flat().ravel().astype(idt),
                           np.arange(rows + 1, dtype=idt)), shape=(rows, self.shape[1] * n))
@@ -155,7 +156,7 @@ class MaxPlan:
         # row of the windows that won -> the input row it read
         position = np.arange(self.L * n) // n
         win_row = (np.arange(self.channels)[:, None] * self.taps + arg) * self.L + position
-        rows = self.channels * self.L  # explicit sizes: an empty batch (n = 0) has no -1
+        rows = self.channels * self.L
         winners = self.windows.gather[win_row].reshape(rows, n)
         return best.reshape(rows, n), Selection(winners, self.n_in, self)
 

@@ -56,9 +56,11 @@ class SparseOperator(Operator):
         return have
 
     def _matmat(self, X):
+        self._check_output(self.shape[0], X)
         return self.csr(X.dtype) @ X
 
     def _rmatmat(self, Y):
+        self._check_output(self.shape[1], Y)
         return self.csr(Y.dtype, transpose=True) @ Y
 
     def _matrix(self, example):
