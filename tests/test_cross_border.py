@@ -88,4 +88,4 @@ def test_train_in_torch_then_both_from_the_same_state(make, rng):
         back.train(mode), theirs.train(mode)
         x = torch.tensor(rng.standard_normal((4, 1, 8, 8)))
         np.testing.assert_allclose(back(x).detach().numpy(), theirs(x).detach().numpy(),
-                                   rtol=1e-9, atol=1e-12)
+                                   rtol=1e-9, atol=1e-9)  # outputs of order 1

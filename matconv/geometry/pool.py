@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from .arithmetic import as_tuple, is_int, output_length
 from .conv import ConvGeometry
 
-__all__ = ["PoolGeometry", "adaptive_output_size", "resize_output_size", "pool_shorthand"]
+__all__ = ["PoolGeometry", "adaptive_output_size", "resize_output_size", "pool_shorthand",
+           "UPSAMPLE_MODES"]
+
+#: The interpolation modes of ``Upsample`` and the numbers of spatial dims each accepts, as in
+#: PyTorch (``'area'`` is adaptive average pooling to the output size).
+UPSAMPLE_MODES = {"nearest": (1, 2, 3), "nearest-exact": (1, 2, 3), "linear": (1,),
+                  "bilinear": (2,), "bicubic": (2,), "trilinear": (3,), "area": (1, 2, 3)}
 
 
 def pool_shorthand(value):

@@ -24,7 +24,6 @@ module                     what it holds
 """
 from .cache import cache_info, cached, clear_caches, set_cache_limit
 from .maps import (
-                   UPSAMPLE_MODES,
                    adaptive_avg_matrix,
                    adaptive_windows,
                    avg_pool_matrix,
@@ -65,6 +64,6 @@ __all__ = [
     "unfold_matrix", "conv_matrix", "check_weight_shape", "split_input_shape", "window_matrix",
     "avg_pool_matrix", "adaptive_avg_matrix", "upsample_matrix", "pool_windows",
     "adaptive_windows", "channel_windows", "window_pattern", "cached", "clear_caches",
-    "set_cache_limit", "cache_info", "UPSAMPLE_MODES", "fractional_windows", "cubic_table",
+    "set_cache_limit", "cache_info", "fractional_windows", "cubic_table",
     "fractional_starts", "interp_scale",
 ]

@@ -25,12 +25,7 @@ from .windows import (
 
 __all__ = ["window_matrix", "avg_pool_matrix", "adaptive_avg_matrix", "upsample_matrix",
            "pool_windows", "adaptive_windows", "channel_windows", "window_pattern",
-           "fractional_windows", "UPSAMPLE_MODES"]
-
-#: interpolation modes of :func:`upsample_matrix` and the spatial dims each allows
-#: (``'area'`` is adaptive average pooling, :func:`adaptive_avg_matrix`)
-UPSAMPLE_MODES = {"nearest": (1, 2, 3), "nearest-exact": (1, 2, 3), "linear": (1,),
-                  "bilinear": (2,), "bicubic": (2,), "trilinear": (3,), "area": (1, 2, 3)}
+           "fractional_windows"]
 
 
 def window_matrix(index: np.ndarray, weight: np.ndarray, channels: int, n_in: int

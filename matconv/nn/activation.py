@@ -12,9 +12,8 @@ import numbers
 import numpy as np
 from scipy.special import erf, expit
 
-from ..layout import check_float_array
+from ..layout import check_float_array, columns
 from ..operators import Diagonal, SoftmaxJacobian
-from .columns import columns
 from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "ELU",
@@ -78,7 +77,8 @@ class _Elementwise(_Pointwise):
     def forward(self, x):
         x = self._check(x)
         batched = self._batched(x)
-        y, deriv = self._apply(x)
+        with np.errstate(all="ignore"):  # IEEE results (inf, NaN) without warnings, as PyTorch
+            y, deriv = self._apply(x)
         op = Diagonal(columns(deriv, batched), fixed=False) if self._recording() else None
         return self._record(op, y, batched)
 
@@ -128,8 +128,7 @@ class LeakyReLU(_Elementwise):
         self.inplace = _inplace(inplace)
 
     def _apply(self, x):
-        with np.errstate(over="ignore"):  # a slope beyond float32 is inf there, as in PyTorch
-            slope = x.dtype.type(self.negative_slope)
+        slope = x.dtype.type(self.negative_slope)
         deriv = np.where(x > 0, x.dtype.type(1), slope)
         return x * deriv, deriv
 
@@ -186,8 +185,7 @@ class _SoftmaxBase(_Pointwise):
         op = None
         if self._recording():
             a = probs if batched else probs[None]
-            op = SoftmaxJacobian(a, d + (0 if batched else 1), log=self._log) if a.shape[0] \
-                else Diagonal(np.zeros((math.prod(a.shape[1:]), 0), a.dtype))  # no examples
+            op = SoftmaxJacobian(a, d + (0 if batched else 1), log=self._log)
         return self._record(op, y, batched)
 
     def extra_repr(self):
@@ -320,10 +318,9 @@ class Softplus(_Elementwise):
     def _apply(self, x):
         z = x * self.beta
         linear = z > self.threshold
-        with np.errstate(over="ignore", invalid="ignore"):
-            e = np.exp(np.where(linear, 0, z))
-            y = np.where(linear, x, np.log1p(e) / self.beta)
-            return y, np.where(linear, 1, e / (e + 1)).astype(x.dtype)
+        e = np.exp(np.where(linear, 0, z))
+        y = np.where(linear, x, np.log1p(e) / self.beta)
+        return y, np.where(linear, 1, e / (e + 1)).astype(x.dtype)
 
     def extra_repr(self):
         return f"beta={self.beta:g}, threshold={self.threshold:g}"

@@ -14,8 +14,8 @@ import numpy as np
 
 from ..geometry import as_tuple
 from ..geometry.pool import pool_shorthand
+from ..layout import to_batch_last
 from ..operators import fractional_max
-from .columns import to_columns
 from .init import default_rng
 from .maxpool import _MaxPool, check_return_indices
 
@@ -66,7 +66,7 @@ class _FractionalMaxPoolNd(_MaxPool):
         n, channels, size = x.shape[0], x.shape[1], tuple(x.shape[2:])
         out = self._sizes(size)
         samples = self._samples(n, channels, x.dtype)
-        Y, P = fractional_max(to_columns(x), channels, size, out, self.kernel_size, samples)
+        Y, P = fractional_max(to_batch_last(x), channels, size, out, self.kernel_size, samples)
         return self._outputs(P, Y, (n, channels, *out), batched, channels)
 
     def output_shape(self, input_shape):

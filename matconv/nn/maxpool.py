@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import as_tuple
-from ..layout import batched_input, from_batch_last
+from ..layout import batched_input, from_batch_last, to_batch_last
 from ..operators import adaptive_max_plan, channel_max_plan, max_pool_plan
-from .columns import to_columns
 from .pool_base import Pool, WindowPool, adaptive_size, resolve_adaptive
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
@@ -35,7 +34,7 @@ class _MaxPool(Pool):
     def forward(self, x):
         x, batched = self._input(x)
         plan = self._plan(x.shape[1], tuple(x.shape[2:]))
-        Y, P = plan.apply(to_columns(x))
+        Y, P = plan.apply(to_batch_last(x))
         out_shape = (x.shape[0], *plan.out_shape)
         return self._outputs(P, Y, out_shape, batched, plan.channels)
 

@@ -24,10 +24,9 @@ import numbers
 
 import numpy as np
 
-from ..layout import float_dtype
+from ..layout import columns, float_dtype, to_batch_last
 from ..memory import check_memory
 from ..operators import COUPLED_BATCH, Diagonal, Normalization
-from .columns import columns, to_columns
 from .module import Module, Parameter
 from .tape import _state as _tape_state
 
@@ -161,7 +160,7 @@ class _BatchNorm(_Normalization):
     def forward(self, x):
         x = self._check_input(x)
         N, C, L = x.shape[0], x.shape[1], math.prod(x.shape[2:])
-        X3 = to_columns(x).reshape(C, L, N)
+        X3 = to_batch_last(x).reshape(C, L, N)
         if self._uses_batch_stats():
             Y3, op, grads = self._train(X3, x.shape)
         else:
@@ -469,7 +468,7 @@ class GroupNorm(_PerExample):
         def per_entry(p):  # a per-channel parameter as (G, (C/G) L, 1)
             return None if p is None else np.repeat(p.data.astype(x.dtype), L).reshape(G, -1, 1)
 
-        Y, xhat, op = self._normalize(to_columns(x), G, per_entry(self.weight),
+        Y, xhat, op = self._normalize(to_batch_last(x), G, per_entry(self.weight),
                                       per_entry(self.bias))
 
         def grads(dY):

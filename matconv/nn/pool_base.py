@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import PoolGeometry, adaptive_output_size
-from ..layout import batched_input, spatial_names
-from .columns import to_columns
+from ..layout import batched_input, spatial_names, to_batch_last
 from .module import Module
 
 __all__ = ["Pool", "WindowPool", "FixedPool", "adaptive_size", "resolve_adaptive"]
@@ -66,7 +65,7 @@ class FixedPool(Pool):
     def forward(self, x):
         x, batched = self._input(x)
         op = self._map(x.shape[1], tuple(x.shape[2:]), x.dtype)
-        Y = op.matmat(to_columns(x))
+        Y = op.matmat(to_batch_last(x))
         out_shape = (x.shape[0], *self.output_shape(x.shape[1:]))
         return self._emit(op, Y, out_shape, batched)
 

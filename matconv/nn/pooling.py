@@ -17,8 +17,8 @@ import numbers
 import numpy as np
 
 from ..geometry import PoolGeometry
+from ..layout import to_batch_last
 from ..operators import Diagonal, adaptive_avg_operator, avg_pool_operator, max_pool_plan
-from .columns import to_columns
 from .pool_base import FixedPool, Pool, WindowPool, adaptive_size, resolve_adaptive
 
 __all__ = ["AvgPool1d", "AvgPool2d", "AvgPool3d", "LPPool1d", "LPPool2d", "LPPool3d",
@@ -92,7 +92,7 @@ class _LPPoolNd(Pool):
     def forward(self, x):
         x, batched = self._input(x)
         out = (x.shape[0], x.shape[1], *self.pool.output_size(x.shape[2:]))
-        X = to_columns(x)
+        X = to_batch_last(x)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             Y, op = self._max(X, x.shape) if math.isinf(self.norm_type) else self._power(X, x)
         return self._emit(op, Y, out, batched)

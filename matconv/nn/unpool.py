@@ -13,10 +13,9 @@ import numpy as np
 
 from ..geometry import as_tuple
 from ..geometry.pool import pool_shorthand
-from ..layout import batched_input, spatial_names
+from ..layout import batched_input, columns, spatial_names, to_batch_last
 from ..memory import check_memory
 from ..operators import unpool_operator
-from .columns import columns, to_columns
 from .pool_base import Pool
 
 __all__ = ["MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d"]
@@ -77,7 +76,7 @@ class _MaxUnpoolNd(Pool):
             raise ValueError(f"indices must lie in [0, {n_out}) for an output of spatial size "
                              f"{size}, got values in [{indices.min()}, {indices.max()}]")
         op = unpool_operator(columns(indices.astype(np.int64), batched), x.shape[1], n_out)
-        Y = op.matmat(to_columns(x))
+        Y = op.matmat(to_batch_last(x))
         return self._emit(op, Y, (x.shape[0], x.shape[1], *size), batched)
 
     def backward(self, *grads):

@@ -8,8 +8,8 @@ import numpy as np
 
 from ..geometry import resize_output_size
 from ..geometry.arithmetic import is_int
+from ..geometry.pool import UPSAMPLE_MODES
 from ..layout import batched_input
-from ..lowering import UPSAMPLE_MODES
 from ..operators import upsample_operator
 from .pool_base import FixedPool
 
