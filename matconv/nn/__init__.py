@@ -7,6 +7,7 @@ their transpose (see :mod:`matconv.nn.tape`).
 """
 from .activation import (ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU,
                          Softmax, Softplus, Tanh)
+from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .blocks import Concat, Residual, ResidualBlock, WaveNetBlock, WaveNetStack
 from .container import ModuleList, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
@@ -18,7 +19,7 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Lo
 from .maxpool import (AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d, ChannelMaxPool,
                       MaxPool1d, MaxPool2d, MaxPool3d)
 from .module import Module, Parameter
-from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm
+from .normalization import GroupNorm, LayerNorm
 from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AvgPool1d,
                       AvgPool2d, AvgPool3d, LPPool1d, LPPool2d, LPPool3d)
 from .recorded import cat
