@@ -7,10 +7,12 @@ The public API lives here. Layers are in :mod:`matconv.nn`.
 >>> A.shape
 (4, 16)
 """
-from . import batches, checkpoint, data, models, nn, operators, optim, plot, spectral, train
+from . import (batches, checkpoint, data, interop, models, nn, operators, optim, plot, spectral,
+               train)
 from .composition import compose, jacobian, receptive_field, receptive_field_size
 from .export import load_matrix, save_matrix
 from .geometry import ConvGeometry, PoolGeometry, conv_output_size, conv_transpose_output_size
+from .interop import from_torch, from_torch_sparse, matrix_of, to_torch, to_torch_sparse
 from .lowering import (cache_info, clear_caches, conv_matrix, set_cache_limit, unfold_matrix,
                        window_index)
 from .memory import get_memory_budget, set_memory_budget
@@ -63,4 +65,10 @@ __all__ = [
     "transposed_conv_direct",
     "save_matrix",
     "load_matrix",
+    "interop",
+    "from_torch",
+    "to_torch",
+    "matrix_of",
+    "to_torch_sparse",
+    "from_torch_sparse",
 ]

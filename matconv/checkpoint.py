@@ -12,6 +12,10 @@ Layout (format 2)
 
 Names starting with ``__`` are reserved. Format 1 files (parameters only) are still read.
 
+A path ending in ``.safetensors`` is written and read through the ``safetensors`` package (an
+optional extra) instead: the same arrays, the ``__matconv__`` JSON in the file's string
+metadata; its header is validated the same way before anything is read.
+
 The optimizer's ``state_dict()`` (PyTorch's layout, ``{"state": {index: {name: value}},
 "param_groups": [{..., "params": [index, ...]}]}``) is stored in a typed JSON encoding that
 gives back exactly the same values and Python types: ints stay ints (also as dict keys),
@@ -33,6 +37,7 @@ import re
 import numpy as np
 
 from .fileio import FileFormatError, atomic_write, check_path, read_npz, write_npz
+from .interop.safetensors_io import SUFFIX, encode_safetensors, read_safetensors
 from .models import build
 from .typed_json import ARRAY_KINDS, MAX_DEPTH, decode, encode
 
@@ -64,7 +69,9 @@ def save(model, path, *, optimizer=None, **metadata) -> None:
         ``spec`` (set by the builders of :mod:`matconv.models`) is stored so :func:`load` can
         rebuild it.
     path : str or os.PathLike
-        Destination; replaced atomically (a failed save leaves a previous file intact).
+        Destination; replaced atomically (a failed save leaves a previous file intact). A name
+        ending in ``.safetensors`` writes that format (needs ``pip install safetensors``),
+        anything else an ``.npz`` archive.
     optimizer : optional
         Anything with ``state_dict()``/``load_state_dict()`` in PyTorch's layout.
     **metadata
@@ -115,9 +122,18 @@ def save(model, path, *, optimizer=None, **metadata) -> None:
     if len(text) > _MAX_META_CHARS:
         raise ValueError(f"checkpoint metadata is {len(text)} characters of JSON, more than the "
                          f"{_MAX_META_CHARS} allowed; store large values as arrays")
+    if _is_safetensors(path):
+        data = encode_safetensors(arrays, {_META: text})  # everything encoded before writing
+        with atomic_write(path) as fh:
+            fh.write(data)
+        return
     arrays[_META] = np.array(text)
     with atomic_write(path) as fh:
         write_npz(fh, arrays)
+
+
+def _is_safetensors(path: str) -> bool:
+    return path.lower().endswith(SUFFIX)
 
 
 def _methods(obj, name: str):
@@ -228,13 +244,29 @@ def load(path, model=None, optimizer=None):
     return model, meta
 
 
-def _read(path: str):
+def _read_entries(path: str):
+    """``(arrays, metadata text)`` of an ``.npz`` or ``.safetensors`` checkpoint."""
+    if _is_safetensors(path):
+        arrays, strings = read_safetensors(path, kinds=ARRAY_KINDS, what=_WHAT,
+                                           error=CheckpointError)
+        if _META not in strings:
+            raise CheckpointError(f"{path!r} is a .safetensors file but not a matconv "
+                                  f"checkpoint (no {_META!r} metadata)")
+        if len(strings[_META]) > _MAX_META_CHARS:
+            raise CheckpointError(f"{path!r} has {_META!r} metadata of "
+                                  f"{len(strings[_META])} characters, more than the "
+                                  f"{_MAX_META_CHARS} allowed")
+        return arrays, np.array(strings[_META])
     arrays = read_npz(path, kinds={_META: "U", "*": ARRAY_KINDS}, what=_WHAT,
                       error=CheckpointError, limits={_META: 4 * _MAX_META_CHARS})
     if _META not in arrays:
         raise CheckpointError(f"{path!r} is a .npz file but not a matconv checkpoint (no "
                               f"{_META!r} entry)")
-    text = arrays.pop(_META)
+    return arrays, arrays.pop(_META)
+
+
+def _read(path: str):
+    arrays, text = _read_entries(path)
     try:
         if text.ndim != 0:
             raise ValueError(f"expected one string, got shape {text.shape}")

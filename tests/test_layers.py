@@ -8,12 +8,16 @@ from matconv import nn
 from . import reference as ref
 
 
+def _first(y):
+    return y[0] if isinstance(y, tuple) else y  # (output, indices) with return_indices
+
+
 def fd_check(layer, x, rng, rtol=1e-6, atol=1e-8):
     """<dx, u> equals the directional derivative of <layer(x), v> along u."""
-    v = rng.standard_normal(layer(x).shape)
+    v = rng.standard_normal(_first(layer(x)).shape)
     dx = layer.backward(v)
     u = rng.standard_normal(x.shape)
-    fd = ref.finite_difference(lambda z: np.sum(layer(z) * v), x, u)
+    fd = ref.finite_difference(lambda z: np.sum(_first(layer(z)) * v), x, u)
     assert np.isclose(fd, np.sum(dx * u), rtol=rtol, atol=atol), (fd, np.sum(dx * u))
 
 
@@ -32,13 +36,23 @@ LAYERS = [
     (nn.ReLU(), (3, 4)), (nn.LeakyReLU(0.3), (3, 4)), (nn.Sigmoid(), (3, 4)),
     (nn.Tanh(), (3, 4)), (nn.Softmax(dim=1), (3, 4)), (nn.LogSoftmax(dim=0), (3, 4)),
     (nn.Linear(4, 3, dtype=np.float64), (5, 4)), (nn.Flatten(), (2, 3, 2, 2)),
+    (nn.GELU(), (3, 4)), (nn.GELU("tanh"), (3, 4)), (nn.ELU(0.7), (3, 4)), (nn.SiLU(), (3, 4)),
+    (nn.Softplus(2.0, 1.5), (3, 4)), (nn.Hardtanh(-1.5, 1.7), (3, 4)),
+    (nn.AdaptiveMaxPool1d(3), (2, 2, 7)), (nn.AdaptiveMaxPool3d((2, 1, 3)), (1, 2, 4, 3, 5)),
+    (nn.AdaptiveAvgPool3d((2, 3, 2)), (1, 2, 5, 4, 3)), (nn.LPPool3d(2, 2), (1, 2, 4, 4, 4)),
+    (nn.LPPool2d(float("inf"), 2, 1), (2, 2, 4, 5)),
+    (nn.FractionalMaxPool2d(2, (3, 4), _random_samples=np.full((2, 2, 2), 0.3)), (2, 2, 7, 8)),
+    (nn.MaxPool2d(2, return_indices=True), (2, 2, 4, 6)),
+    (nn.Upsample(scale_factor=1.7, mode="bicubic", align_corners=False), (2, 2, 3, 4)),
+    (nn.Upsample(size=(5, 2, 3), mode="nearest-exact"), (1, 2, 2, 3, 4)),
+    (nn.Upsample(size=(2, 3), mode="area"), (2, 2, 5, 7)),
 ]
 
 
 @pytest.mark.parametrize("layer, shape", LAYERS, ids=lambda v: repr(v).split("(")[0])
 def test_finite_differences(layer, shape, rng):
     x = rng.uniform(0.5, 2.0, shape) * rng.choice([-1, 1], shape)
-    if isinstance(layer, (nn.LPPool1d, nn.LPPool2d)):
+    if isinstance(layer, (nn.LPPool1d, nn.LPPool2d, nn.LPPool3d)):
         x = np.abs(x)  # x**p needs x > 0 for non-integer results to stay real
     fd_check(layer, x, rng)
 
@@ -143,13 +157,13 @@ def test_train_eval_switches_dropout(rng):
     (lambda: nn.MaxPool2d(2)(np.zeros((1, 1, 4, 4), int)), TypeError,
      r"input must be a real floating-point array"),
     (lambda: nn.AvgPool2d(2, divisor_override=0), ValueError,
-     r"divisor_override must be a positive int or None, got 0"),
-    (lambda: nn.LPPool2d(0, 2), ValueError, r"norm_type must be a positive finite number"),
+     r"divisor_override must be a nonzero int or None \(like PyTorch\), got 0"),
+    (lambda: nn.LPPool2d(0, 2), ValueError, r"norm_type must be a nonzero number"),
     (lambda: nn.AdaptiveAvgPool2d((0, 2)), ValueError, r"output_size must be a positive int"),
     (lambda: nn.ChannelMaxPool(2)(np.zeros((1, 3, 4))), ValueError,
      r"channels divisible by group_size=2, got 3"),
     (lambda: nn.Upsample(), ValueError, r"give exactly one of size and scale_factor"),
-    (lambda: nn.Upsample(size=2, mode="bicubic"), ValueError, r"mode must be one of"),
+    (lambda: nn.Upsample(size=2, mode="lanczos"), ValueError, r"mode must be one of"),
     (lambda: nn.Upsample(size=2, align_corners=True), ValueError,
      r"align_corners can only be set with the interpolating modes"),
     (lambda: nn.Upsample(size=2, mode="bilinear")(np.zeros((1, 1, 4))), ValueError,

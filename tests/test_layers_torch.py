@@ -52,7 +52,7 @@ def pool_cases():
 @pytest.mark.parametrize("nd, k, stride, padding, dilation, ceil", list(pool_cases()), ids=str)
 def test_max_pool(nd, k, stride, padding, dilation, ceil, rng):
     cls, fn = MAXPOOL[nd]
-    layer = cls(k, stride, padding, dilation, ceil)
+    layer = cls(k, stride, padding, dilation, ceil_mode=ceil)
     # small integers make ties common: the first maximum must win, like PyTorch
     x = rng.integers(0, 4, (2, 3, *SPATIAL[nd])).astype(np.float64)
     y, dy, dx = check(layer, lambda t: fn(t, k, stride, padding, dilation, ceil), x, rng)
@@ -72,8 +72,8 @@ def test_avg_pool(nd, k, stride, padding, ceil, rng):
             continue  # torch's avg_pool1d has no divisor_override
         layer = cls(k, stride, padding, ceil, include, override)
         kw = dict(divisor_override=override) if nd > 1 else {}
-        y, dy, dx = check(layer, lambda t: fn(t, k, stride, padding, ceil, include, **kw), x,
-                          rng)
+        y, dy, dx = check(layer, lambda t, include=include, kw=kw: fn(
+            t, k, stride, padding, ceil, include, **kw), x, rng)
         backward_is_matrix_transpose(layer, x, dy, dx)
 
 
@@ -143,7 +143,8 @@ def test_upsample_float32_close_to_torch(rng):
 @pytest.mark.parametrize("layer, fn", [
     (nn.ReLU(), F.relu), (nn.LeakyReLU(0.2), lambda t: F.leaky_relu(t, 0.2)),
     (nn.Sigmoid(), torch.sigmoid), (nn.Tanh(), torch.tanh),
-    (nn.Softmax(dim=1), lambda t: F.softmax(t, 1)), (nn.LogSoftmax(dim=-1), lambda t: F.log_softmax(t, -1)),
+    (nn.Softmax(dim=1), lambda t: F.softmax(t, 1)),
+    (nn.LogSoftmax(dim=-1), lambda t: F.log_softmax(t, -1)),
     (nn.Softmax(dim=0), lambda t: F.softmax(t, 0)),
 ], ids=repr)
 def test_activations(layer, fn, rng):

@@ -12,7 +12,26 @@ from dataclasses import dataclass
 from .arithmetic import as_tuple, is_int, output_length
 from .conv import ConvGeometry
 
-__all__ = ["PoolGeometry", "adaptive_output_size", "resize_output_size"]
+__all__ = ["PoolGeometry", "adaptive_output_size", "resize_output_size", "pool_shorthand",
+           "UPSAMPLE_MODES"]
+
+#: The interpolation modes of ``Upsample`` and the numbers of spatial dims each accepts, as in
+#: PyTorch (``'area'`` is adaptive average pooling to the output size).
+UPSAMPLE_MODES = {"nearest": (1, 2, 3), "nearest-exact": (1, 2, 3), "linear": (1,),
+                  "bilinear": (2,), "bicubic": (2,), "trilinear": (3,), "area": (1, 2, 3)}
+
+
+def pool_shorthand(value):
+    """PyTorch's pools read a one-element tuple as that value in every dimension.
+
+    >>> pool_shorthand((3,)), pool_shorthand((1, 2))
+    (3, (1, 2))
+    """
+    return value[0] if isinstance(value, (tuple, list)) and len(value) == 1 else value
+
+
+def _empty(value) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == 0
 
 
 @dataclass(frozen=True)
@@ -22,8 +41,10 @@ class PoolGeometry:
     Parameters
     ----------
     kernel_size : int or tuple of int
+        A tuple of one int stands for every dimension, as PyTorch's pools accept (so do
+        ``stride``, ``padding`` and ``dilation``).
     stride : int or tuple of int, optional
-        Default: ``kernel_size``.
+        Default (``None`` or an empty tuple, as PyTorch): ``kernel_size``.
     padding : int or tuple of int, default 0
         At most half the effective kernel ``d (k - 1) + 1``, like PyTorch.
     dilation : int or tuple of int, default 1
@@ -40,6 +61,8 @@ class PoolGeometry:
     (3,)
     >>> g.conv_geometry(3, (5,)).padding                 # one cell after, for the last window
     ((0, 1),)
+    >>> PoolGeometry((2,), stride=()).stride             # PyTorch's shorthands
+    (2, 2)
     """
 
     kernel_size: tuple
@@ -53,10 +76,11 @@ class PoolGeometry:
         nd = self.ndim
         if not is_int(nd) or nd not in (1, 2, 3):
             raise ValueError(f"ndim must be 1, 2 or 3 spatial dimensions, got {nd!r}")
-        kernel = as_tuple(self.kernel_size, nd, "kernel_size")
-        stride = kernel if self.stride is None else as_tuple(self.stride, nd, "stride")
-        padding = as_tuple(self.padding, nd, "padding", minimum=0)
-        dilation = as_tuple(self.dilation, nd, "dilation")
+        kernel = as_tuple(pool_shorthand(self.kernel_size), nd, "kernel_size")
+        stride = kernel if self.stride is None or _empty(self.stride) else \
+            as_tuple(pool_shorthand(self.stride), nd, "stride")
+        padding = as_tuple(pool_shorthand(self.padding), nd, "padding", minimum=0)
+        dilation = as_tuple(pool_shorthand(self.dilation), nd, "dilation")
         if not isinstance(self.ceil_mode, (bool, int)) or isinstance(self.ceil_mode, float):
             raise TypeError(f"ceil_mode must be a bool, got {self.ceil_mode!r}")
         for p, k, d in zip(padding, kernel, dilation):

@@ -28,6 +28,7 @@ from .maps import (
                    adaptive_windows,
                    avg_pool_matrix,
                    channel_windows,
+                   fractional_windows,
                    pool_windows,
                    upsample_matrix,
                    window_matrix,
@@ -47,6 +48,9 @@ from .structure import (
 from .windows import (
                    adaptive_bins,
                    combine_tables,
+                   cubic_table,
+                   fractional_starts,
+                   interp_scale,
                    linear_table,
                    nearest_table,
                    resolve_output_size,
@@ -60,5 +64,6 @@ __all__ = [
     "unfold_matrix", "conv_matrix", "check_weight_shape", "split_input_shape", "window_matrix",
     "avg_pool_matrix", "adaptive_avg_matrix", "upsample_matrix", "pool_windows",
     "adaptive_windows", "channel_windows", "window_pattern", "cached", "clear_caches",
-    "set_cache_limit", "cache_info",
+    "set_cache_limit", "cache_info", "fractional_windows", "cubic_table",
+    "fractional_starts", "interp_scale",
 ]

@@ -15,6 +15,8 @@ from .structure import UnfoldStructure, index_dtype, unfold_from_window, unfold_
 from .windows import (
     adaptive_bins,
     combine_tables,
+    cubic_table,
+    fractional_starts,
     linear_table,
     nearest_table,
     table_nbytes,
@@ -22,7 +24,8 @@ from .windows import (
 )
 
 __all__ = ["window_matrix", "avg_pool_matrix", "adaptive_avg_matrix", "upsample_matrix",
-           "pool_windows", "adaptive_windows", "channel_windows", "window_pattern"]
+           "pool_windows", "adaptive_windows", "channel_windows", "window_pattern",
+           "fractional_windows"]
 
 
 def window_matrix(index: np.ndarray, weight: np.ndarray, channels: int, n_in: int
@@ -116,21 +119,40 @@ def adaptive_avg_matrix(channels: int, input_size, output_size) -> sp.csr_array:
 
 def upsample_matrix(mode: str, channels: int, input_size, output_size, align_corners: bool,
                     scales, dtype) -> sp.csr_array:
-    """Nearest or (bi/tri)linear interpolation, PyTorch's coordinate rules, in ``dtype``."""
+    """Nearest, nearest-exact, (bi/tri)linear or bicubic interpolation: PyTorch's coordinate
+    rules, computed in ``dtype`` (the input's precision, as PyTorch's kernels do)."""
     dtype = np.dtype(dtype)
     _check_tables(channels, [1 if mode == "nearest" else 2] * len(output_size), output_size,
                   f"{mode} upsampling")
     tables, weights = [], []
     for n, o, s in zip(input_size, output_size, scales):
-        if mode == "nearest":
-            tables.append(nearest_table(n, o, s))
+        if mode in ("nearest", "nearest-exact"):
+            tables.append(nearest_table(n, o, s, dtype, exact=mode == "nearest-exact"))
             weights.append(np.ones(tables[-1].shape, dtype=dtype))
         else:
-            index, weight = linear_table(n, o, align_corners, s, dtype.type)
+            table = cubic_table if mode == "bicubic" else linear_table
+            index, weight = table(n, o, align_corners, s, dtype)
             tables.append(index)
             weights.append(weight)
     index, weight = combine_tables(tables, input_size, weights)
     return window_matrix(index, weight.astype(dtype), channels, math.prod(input_size))
+
+
+def fractional_windows(samples: np.ndarray, input_size, output_size, kernel_size
+                       ) -> np.ndarray:
+    """The windows of fractional max pooling, one set per plane: ``(P, prod(k), prod(out))``
+    flat spatial indices, from ``samples`` ``(P, ndim)`` in ``[0, 1)``.
+
+    Sample ``d`` of a plane places its windows along spatial dim ``d``, except in 2-D where
+    PyTorch reads the first sample for the width and the second for the height.
+    """
+    P, nd = samples.shape
+    order = (1, 0) if nd == 2 else tuple(range(nd))
+    tables = []
+    for dim, (n, o, k) in enumerate(zip(input_size, output_size, kernel_size)):
+        starts = fractional_starts(samples[:, order[dim]], n, o, k, samples.dtype)
+        tables.append(starts[:, None, :] + np.arange(k)[None, :, None])
+    return combine_tables(tables, input_size)[0]
 
 
 def pool_windows(pool: PoolGeometry, channels: int, input_size) -> UnfoldStructure:

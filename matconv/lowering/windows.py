@@ -8,9 +8,10 @@ coefficients carry a ``weight`` table of the same shape.
 * convolution and pooling windows come from a :class:`~matconv.geometry.ConvGeometry`
   (:func:`window_index`), padding modes being the index maps of
   :data:`~matconv.geometry.PADDING_MODES`;
-* adaptive pooling bins and upsampling interpolation come from 1-D tables per dimension
-  (:func:`adaptive_bins`, :func:`nearest_table`, :func:`linear_table`) combined by
-  :func:`combine_tables` (taps multiply out, weights multiply).
+* adaptive pooling bins, upsampling interpolation and fractional max-pooling windows come from
+  1-D tables per dimension (:func:`adaptive_bins`, :func:`nearest_table`, :func:`linear_table`,
+  :func:`cubic_table`, :func:`fractional_starts`) combined by :func:`combine_tables` (taps
+  multiply out, weights multiply).
 
 Each table is estimated against the memory budget before it is built.
 """
@@ -24,7 +25,8 @@ from ..geometry import PADDING_MODES, ConvGeometry, as_tuple
 from ..memory import check_memory
 
 __all__ = ["window_index", "combine_tables", "adaptive_bins", "nearest_table", "linear_table",
-           "resolve_output_size", "table_nbytes"]
+           "cubic_table", "fractional_starts", "interp_scale", "resolve_output_size",
+           "table_nbytes"]
 
 
 def table_nbytes(taps: int, positions: int, weighted: bool = False) -> int:
@@ -42,7 +44,9 @@ def combine_tables(tables, input_size, weights=None):
     """Combine 1-D tables ``(K_d, out_d)`` into the N-d table ``(prod K_d, prod out_d)``.
 
     A combined tap reads nothing (``-1``) if any of its 1-D taps does. Taps and positions are in
-    row-major order; weights, if given, multiply.
+    row-major order; weights, if given, multiply. Tables may carry leading axes (one table per
+    plane, ``(P, K_d, out_d)``, as fractional pooling's random windows do); they broadcast and
+    lead the result, ``(P, prod K_d, prod out_d)``.
 
     Examples
     --------
@@ -52,29 +56,32 @@ def combine_tables(tables, input_size, weights=None):
     array([[ 0,  2,  3,  5],
            [ 1, -1,  4, -1]])
     """
+    tables = [np.asarray(t) for t in tables]
     nd = len(tables)
-    K = math.prod(np.shape(t)[0] for t in tables)
-    L = math.prod(np.shape(t)[1] for t in tables)
-    check_memory(table_nbytes(K, L, weights is not None),
+    lead = np.broadcast_shapes(*(t.shape[:-2] for t in tables))
+    K = math.prod(t.shape[-2] for t in tables)
+    L = math.prod(t.shape[-1] for t in tables)
+    check_memory(table_nbytes(K, L * math.prod(lead), weights is not None),
                  f"a window table of {K} taps x {L} positions", "use a smaller input or kernel")
-    flat = np.zeros((1,) * (2 * nd), dtype=np.int64)
-    valid = np.ones((1,) * (2 * nd), dtype=bool)
-    weight = np.ones((1,) * (2 * nd)) if weights is not None else None
+    width = len(lead) + 2 * nd
+    flat = np.zeros((1,) * width, dtype=np.int64)
+    valid = np.ones((1,) * width, dtype=bool)
+    weight = np.ones((1,) * width) if weights is not None else None
     step = 1
     for dim in reversed(range(nd)):
-        table = np.asarray(tables[dim])
-        shape = [1] * (2 * nd)
-        shape[dim], shape[nd + dim] = table.shape
+        table = tables[dim]
+        shape = [1] * (len(lead) - table.ndim + 2) + list(table.shape[:-2]) + [1] * (2 * nd)
+        shape[len(lead) + dim], shape[len(lead) + nd + dim] = table.shape[-2:]
         pos = table.reshape(shape)
         flat = flat + pos * step
         valid = valid & (pos >= 0)
         if weights is not None:
             weight = weight * np.asarray(weights[dim]).reshape(shape)
         step *= input_size[dim]
-    flat = np.where(valid, flat, -1).reshape(K, L)
+    flat = np.where(valid, flat, -1).reshape(*lead, K, L)
     if weights is None:
         return flat, None
-    return flat, np.where(valid, weight, 0.0).reshape(K, L)
+    return flat, np.where(valid, weight, 0.0).reshape(*lead, K, L)
 
 
 def resolve_output_size(geometry: ConvGeometry, input_size, output_size):
@@ -146,25 +153,69 @@ def adaptive_bins(n_in: int, n_out: int):
     return index, count
 
 
-def _scale(n_in, n_out, scale_factor):
-    """PyTorch's source/destination ratio: ``1/scale_factor`` when given, else ``in/out``."""
-    return 1.0 / scale_factor if scale_factor else n_in / n_out
+def interp_scale(n_in: int, n_out: int, scale_factor, dtype, align_corners: bool = False):
+    """PyTorch's source/destination ratio, in the input's precision ``dtype``.
+
+    ``(n_in - 1)/(n_out - 1)`` with ``align_corners``, else ``1/scale_factor`` when a scale
+    factor is given and ``n_in/n_out`` otherwise (its ``area_pixel_compute_scale`` and
+    ``compute_scales_value``). Divisions happen in ``dtype``, as PyTorch's kernels do.
+
+    >>> interp_scale(2, 4, None, np.float64), interp_scale(3, 5, None, np.float64, True)
+    (np.float64(0.5), np.float64(0.5))
+    """
+    dtype = np.dtype(dtype).type
+    if align_corners:
+        return dtype(n_in - 1) / dtype(n_out - 1) if n_out > 1 else dtype(0)
+    if scale_factor:
+        return dtype(1.0 / scale_factor)
+    return dtype(n_in) / dtype(n_out)
 
 
-def nearest_table(n_in: int, n_out: int, scale_factor=None):
-    """``mode='nearest'``: output ``i`` reads ``min(floor(i * scale), n_in - 1)``.
+def _floorf(values) -> np.ndarray:
+    """C's ``floorf``: round to float32 first, then floor (PyTorch floors source indices so)."""
+    return np.floor(np.asarray(values).astype(np.float32)).astype(np.int64)
 
-    Computed in float32 like PyTorch's CPU kernel, so ties round the same way.
+
+def nearest_table(n_in: int, n_out: int, scale_factor=None, dtype=np.float32,
+                  exact: bool = False):
+    """``mode='nearest'`` (output ``i`` reads ``floor(i * scale)``) or ``'nearest-exact'``
+    (``floor((i + 0.5) * scale)``, the pixel whose centre is nearest), clamped to the input.
+
+    Computed like PyTorch's CPU kernel: the ratio in the input's precision ``dtype``, the
+    product rounded to float32 before the floor.
 
     >>> nearest_table(3, 7)
     array([[0, 0, 0, 1, 1, 2, 2]])
+    >>> nearest_table(3, 7, exact=True)
+    array([[0, 0, 1, 1, 1, 2, 2]])
     """
-    if n_out == n_in:
-        src = np.arange(n_out)
+    dtype = np.dtype(dtype).type
+    scale = interp_scale(n_in, n_out, scale_factor, dtype)
+    i = np.arange(n_out)
+    if exact:
+        # (i + 0.5) is a double in the kernel; its product is stored in dtype, then + 0.5
+        src = np.maximum((np.float64(scale) * (i + 0.5) - 0.5).astype(dtype), 0)
+        src = _floorf(src.astype(np.float64) + 0.5)
     else:
-        scale = np.float32(_scale(n_in, n_out, scale_factor))
-        src = np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(np.int64)
+        src = _floorf(scale * i.astype(dtype))
     return np.minimum(src, n_in - 1)[None, :]
+
+
+def _source_index(n_in, n_out, align_corners, scale_factor, dtype, cubic):
+    """``(index, lambda)`` of PyTorch's ``area_pixel_compute_source_index`` and
+    ``guard_index_and_lambda``: the cell at or left of each output's source position and the
+    fraction past it, in ``dtype``."""
+    scale = interp_scale(n_in, n_out, scale_factor, dtype, align_corners)
+    dst = np.arange(n_out, dtype=dtype)
+    if align_corners:
+        src = scale * dst
+    else:
+        src = (np.float64(scale) * (dst.astype(np.float64) + 0.5) - 0.5).astype(dtype)
+        if not cubic:  # linear modes clamp at the first cell; cubic reads one cell before it
+            src = np.maximum(src, dtype(0))
+    index = np.minimum(_floorf(src), n_in - 1)
+    lam = np.clip(src - index.astype(dtype), dtype(0), dtype(1))
+    return index, lam
 
 
 def linear_table(n_in: int, n_out: int, align_corners: bool, scale_factor=None,
@@ -174,26 +225,77 @@ def linear_table(n_in: int, n_out: int, align_corners: bool, scale_factor=None,
     ``align_corners=True`` maps the corner cells onto each other
     (``src = i (n_in - 1)/(n_out - 1)``); otherwise cell centres are aligned
     (``src = (i + 0.5) scale - 0.5``, clamped at 0). Arithmetic in ``dtype``, as PyTorch uses
-    the input's precision.
+    the input's precision; an output as long as the input is a copy. Past the last cell both
+    taps read it (their weights still sum to 1).
 
     >>> index, weight = linear_table(2, 4, align_corners=False)
     >>> index
     array([[0, 0, 0, 1],
            [1, 1, 1, 1]])
     >>> weight
-    array([[1.  , 0.75, 0.25, 1.  ],
-           [0.  , 0.25, 0.75, 0.  ]])
+    array([[1.  , 0.75, 0.25, 0.75],
+           [0.  , 0.25, 0.75, 0.25]])
     """
-    dst = np.arange(n_out, dtype=dtype)
-    if align_corners:
-        scale = dtype((n_in - 1) / (n_out - 1)) if n_out > 1 else dtype(0)
-        src = dst * scale
-    else:
-        scale = dtype(_scale(n_in, n_out, scale_factor))
-        src = np.maximum((dst + dtype(0.5)) * scale - dtype(0.5), 0)
-    i0 = np.floor(src).astype(np.int64)
-    i0 = np.minimum(i0, n_in - 1)
+    dtype = np.dtype(dtype).type
+    if n_out == n_in:
+        i0 = np.arange(n_out)
+        return np.stack([i0, i0]), np.stack([np.ones(n_out, dtype), np.zeros(n_out, dtype)])
+    i0, lam1 = _source_index(n_in, n_out, align_corners, scale_factor, dtype, cubic=False)
     i1 = np.where(i0 < n_in - 1, i0 + 1, i0)
-    lam1 = src - i0
-    lam1 = np.where(i1 == i0, 0, lam1)
-    return np.stack([i0, i1]), np.stack([1 - lam1, lam1])
+    return np.stack([i0, i1]), np.stack([dtype(1) - lam1, lam1])
+
+
+#: PyTorch's (and OpenCV's) bicubic convolution constant
+CUBIC_A = -0.75
+
+
+def cubic_table(n_in: int, n_out: int, align_corners: bool, scale_factor=None,
+                dtype=np.float64):
+    """Bicubic interpolation along one dim: four taps ``index - 1 .. index + 2`` with Keys'
+    cubic convolution weights (``A = -0.75``), taps beyond the border clamped to the edge cell.
+
+    PyTorch's rule: the source position is not clamped at 0 (``(i + 0.5) scale - 0.5`` may be
+    negative), the weights come from the fraction past the cell at or left of it, and a tap
+    that falls outside reads the nearest edge cell (so edge cells can appear twice in a row).
+
+    >>> index, weight = cubic_table(3, 6, align_corners=False)
+    >>> index[:, 0]                                   # source -0.25: taps -2..1, clamped
+    array([0, 0, 0, 1])
+    >>> weight.sum(axis=0)
+    array([1., 1., 1., 1., 1., 1.])
+    """
+    dtype = np.dtype(dtype).type
+    index, t = _source_index(n_in, n_out, align_corners, scale_factor, dtype, cubic=True)
+    a = dtype(CUBIC_A)
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    one = dtype(1)
+    weight = np.stack([far(t + one), near(t), near(one - t), far(one - t + one)])
+    taps = np.clip(index[None, :] + np.arange(-1, 3)[:, None], 0, n_in - 1)
+    return taps, weight
+
+
+def fractional_starts(samples, n_in: int, n_out: int, kernel: int, dtype) -> np.ndarray:
+    """Window starts of fractional max pooling along one dim, one row per sample ``u`` in
+    ``[0, 1)``: PyTorch's pseudo-random sequence (Graham, "Fractional Max-Pooling", 2014).
+
+    ``alpha = (n_in - k) / (n_out - 1)``; window ``i < n_out - 1`` starts at
+    ``int((i + u) alpha) - int(u alpha)``, the last one at ``n_in - k``; arithmetic in the
+    input's precision ``dtype``, like PyTorch's kernel.
+
+    >>> fractional_starts(np.array([0.5]), 10, 4, 2, np.float64)
+    array([[0, 3, 5, 8]])
+    """
+    dtype = np.dtype(dtype).type
+    u = np.asarray(samples, dtype=dtype)[:, None]
+    starts = np.full((u.shape[0], n_out), n_in - kernel, dtype=np.int64)
+    if n_out > 1:
+        alpha = dtype(n_in - kernel) / dtype(n_out - 1)
+        i = np.arange(n_out - 1, dtype=dtype)[None, :]
+        starts[:, :-1] = ((i + u) * alpha).astype(np.int64) - (u * alpha).astype(np.int64)
+    return starts

@@ -10,13 +10,28 @@ import math
 import numbers
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import erf, expit
 
 from ..layout import check_float_array, columns
 from ..operators import Diagonal, SoftmaxJacobian
 from .module import Module
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "ELU",
+           "SiLU", "Softplus", "Hardtanh"]
+
+
+def _real(value, name: str) -> float:
+    """``value`` as a finite float, or a ``TypeError`` naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    return float(value)
+
+
+def _inplace(value) -> bool:
+    """PyTorch's ``inplace`` flag, accepted for its signature; matconv never overwrites input."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"inplace must be a bool, got {value!r}")
+    return bool(value)
 
 
 class _Pointwise(Module):
@@ -62,7 +77,8 @@ class _Elementwise(_Pointwise):
     def forward(self, x):
         x = self._check(x)
         batched = self._batched(x)
-        y, deriv = self._apply(x)
+        with np.errstate(all="ignore"):  # IEEE results (inf, NaN) without warnings, as PyTorch
+            y, deriv = self._apply(x)
         op = Diagonal(columns(deriv, batched), fixed=False) if self._recording() else None
         return self._record(op, y, batched)
 
@@ -76,7 +92,10 @@ class _Elementwise(_Pointwise):
 
 
 class ReLU(_Elementwise):
-    """``max(x, 0)``; the gradient passes where ``x > 0`` (not at 0, like PyTorch).
+    """``max(x, 0)``; the gradient passes where ``x > 0`` (not at 0, like PyTorch) and where
+    ``x`` is NaN (PyTorch zeroes it only where ``x <= 0``).
+
+    ``inplace`` is accepted for PyTorch's signature and ignored (outputs are new arrays).
 
     >>> relu = ReLU()
     >>> relu(np.array([[-5.0, 4.0], [0.0, 2.0]]))
@@ -87,9 +106,13 @@ class ReLU(_Elementwise):
            [0., 1.]])
     """
 
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = _inplace(inplace)
+
     def _apply(self, x):
         # ufuncs keep the input's memory layout (batch-last views stay views of that layout)
-        return np.maximum(x, 0), (x > 0).astype(x.dtype)
+        return np.maximum(x, 0), (~(x <= 0)).astype(x.dtype)
 
 
 class LeakyReLU(_Elementwise):
@@ -99,17 +122,14 @@ class LeakyReLU(_Elementwise):
     array([-0.2,  3. ])
     """
 
-    def __init__(self, negative_slope: float = 0.01):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
-        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real) \
-                or not math.isfinite(float(negative_slope)) or abs(float(negative_slope)) > 1e300:
-            raise TypeError(f"negative_slope must be a finite real number, got "
-                            f"{negative_slope!r}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = _real(negative_slope, "negative_slope")
+        self.inplace = _inplace(inplace)
 
     def _apply(self, x):
         slope = x.dtype.type(self.negative_slope)
-        deriv = (x > 0) * (1 - slope) + slope
+        deriv = np.where(x > 0, x.dtype.type(1), slope)
         return x * deriv, deriv
 
     def extra_repr(self):
@@ -201,3 +221,130 @@ class LogSoftmax(_SoftmaxBase):
     def _apply(shifted, d):
         y = shifted - np.log(np.exp(shifted).sum(axis=d, keepdims=True))
         return y, np.exp(y)
+
+
+class GELU(_Elementwise):
+    """``x Phi(x)`` with ``Phi`` the standard normal CDF, like ``torch.nn.GELU``.
+
+    Parameters
+    ----------
+    approximate : {'none', 'tanh'}, default 'none'
+        ``'tanh'``: ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (Hendrycks & Gimpel,
+        "Gaussian Error Linear Units", 2016), with PyTorch's derivative of that formula.
+
+    >>> GELU()(np.array([0.0, 1.0]))
+    array([0.        , 0.84134475])
+    """
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def _apply(self, x):
+        if self.approximate == "none":
+            cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
+            pdf = np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+            return x * cdf, cdf + x * pdf
+        beta, kappa = math.sqrt(2 / math.pi), 0.044715
+        t = np.tanh(beta * (x + kappa * x * x * x))
+        left = 0.5 * x
+        right = 1 + t
+        return left * right, 0.5 * right + left * (1 - t * t) * beta * (1 + 3 * kappa * x * x)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class ELU(_Elementwise):
+    """``x`` where ``x > 0``, else ``alpha (exp(x) - 1)``; derivative ``alpha exp(x)`` for
+    ``x <= 0`` (PyTorch's rule at 0), like ``torch.nn.ELU``.
+
+    >>> ELU()(np.array([-1.0, 2.0]))
+    array([-0.63212056,  2.        ])
+    """
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha = _real(alpha, "alpha")
+        self.inplace = _inplace(inplace)
+
+    def _apply(self, x):
+        negative = x <= 0
+        e = np.exp(np.minimum(x, 0))  # no overflow on the side that is not used
+        y = np.where(negative, self.alpha * (e - 1), x)
+        return y, np.where(negative, self.alpha * e, 1).astype(x.dtype)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class SiLU(_Elementwise):
+    """``x sigmoid(x)`` (swish), like ``torch.nn.SiLU``; derivative
+    ``s (1 + x (1 - s))``.
+
+    >>> SiLU()(np.array([0.0, 1.0]))
+    array([0.        , 0.73105858])
+    """
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = _inplace(inplace)
+
+    def _apply(self, x):
+        s = expit(x)
+        return x * s, s * (1 + x * (1 - s))
+
+
+class Softplus(_Elementwise):
+    """``log(1 + exp(beta x)) / beta``, and ``x`` where ``beta x > threshold`` (PyTorch's
+    switch for numerical stability), like ``torch.nn.Softplus``.
+
+    >>> Softplus()(np.array([0.0, 30.0]))
+    array([ 0.69314718, 30.        ])
+    """
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta = _real(beta, "beta")
+        if self.beta == 0:
+            raise ValueError("beta must be nonzero (Softplus divides by it), got 0")
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) \
+                or math.isnan(threshold):
+            raise TypeError(f"threshold must be a real number, got {threshold!r}")
+        self.threshold = float(threshold)
+
+    def _apply(self, x):
+        z = x * self.beta
+        linear = z > self.threshold
+        e = np.exp(np.where(linear, 0, z))
+        y = np.where(linear, x, np.log1p(e) / self.beta)
+        return y, np.where(linear, 1, e / (e + 1)).astype(x.dtype)
+
+    def extra_repr(self):
+        return f"beta={self.beta:g}, threshold={self.threshold:g}"
+
+
+class Hardtanh(_Elementwise):
+    """``clip(x, min_val, max_val)``; the gradient passes strictly inside (not at the bounds,
+    like PyTorch), like ``torch.nn.Hardtanh``.
+
+    >>> Hardtanh()(np.array([-3.0, 0.5, 3.0]))
+    array([-1. ,  0.5,  1. ])
+    """
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.min_val, self.max_val = _real(min_val, "min_val"), _real(max_val, "max_val")
+        if not self.min_val < self.max_val:
+            raise ValueError(f"min_val must be smaller than max_val, got min_val={min_val!r}, "
+                             f"max_val={max_val!r}")
+        self.inplace = _inplace(inplace)
+
+    def _apply(self, x):
+        outside = (x <= self.min_val) | (x >= self.max_val)
+        return np.clip(x, self.min_val, self.max_val), (~outside).astype(x.dtype)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val:g}, max_val={self.max_val:g}"

@@ -1,21 +1,32 @@
 """Max pooling: the forward gathers every window and keeps the winner, recording the selection
 matrix ``P`` of this input; the backward applies ``P.T``. Windows come from the conv lowering
 (:class:`MaxPool2d`), from PyTorch's adaptive bins (:class:`AdaptiveMaxPool2d`) or run across
-channels (:class:`ChannelMaxPool`, maxout)."""
+channels (:class:`ChannelMaxPool`, maxout). With ``return_indices=True`` a pool also returns
+where each maximum came from, PyTorch's indices (what :class:`~matconv.nn.MaxUnpool2d` reads).
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from ..geometry import as_tuple
-from ..layout import batched_input, to_batch_last
+from ..layout import batched_input, from_batch_last, to_batch_last
 from ..operators import adaptive_max_plan, channel_max_plan, max_pool_plan
 from .pool_base import Pool, WindowPool, adaptive_size, resolve_adaptive
 
-__all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool2d", "ChannelMaxPool"]
+__all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+           "AdaptiveMaxPool3d", "ChannelMaxPool", "check_return_indices"]
+
+
+def check_return_indices(value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"return_indices must be a bool, got {value!r}")
+    return bool(value)
 
 
 class _MaxPool(Pool):
     """Forward: maxima and the selection ``P``; backward: ``P.T dy``; ``matrix()``: ``P``."""
+
+    return_indices = False
 
     def _plan(self, channels, input_size):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -24,7 +35,23 @@ class _MaxPool(Pool):
         x, batched = self._input(x)
         plan = self._plan(x.shape[1], tuple(x.shape[2:]))
         Y, P = plan.apply(to_batch_last(x))
-        return self._emit(P, Y, (x.shape[0], *plan.out_shape), batched)
+        out_shape = (x.shape[0], *plan.out_shape)
+        return self._outputs(P, Y, out_shape, batched, plan.channels)
+
+    def _outputs(self, P, Y, out_shape, batched, channels):
+        """The pooled output recorded with ``P``, and PyTorch's indices when asked for."""
+        y = self._emit(P, Y, out_shape, batched)
+        if not self.return_indices:
+            return y
+        indices = from_batch_last(P.spatial_indices(channels), out_shape)
+        return y, np.ascontiguousarray(indices if batched else indices[0])
+
+    def backward(self, *grads):
+        """As :meth:`Module.backward`; with ``return_indices`` the indices need no gradient,
+        so ``backward(dy)`` is enough."""
+        if self.return_indices and len(grads) == 1:
+            grads = (grads[0], None)
+        return super().backward(*grads)
 
     def operator(self, input_shape=None):
         """The selection matrix ``P`` of the last forward (data dependent): row
@@ -33,30 +60,23 @@ class _MaxPool(Pool):
 
 
 class _MaxPoolNd(WindowPool, _MaxPool):
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode)
+        self.return_indices = check_return_indices(return_indices)
 
     def _plan(self, channels, input_size):
         return max_pool_plan(self.pool, channels, input_size)
 
+    def extra_repr(self):
+        return super().extra_repr() + (", return_indices=True" if self.return_indices else "")
 
-class AdaptiveMaxPool2d(_MaxPool):
-    """Max over PyTorch's adaptive bins, so any input size gives ``output_size``.
 
-    Parameters
-    ----------
-    output_size : int or tuple of 2 ints (``None`` keeps that input size)
-
-    Examples
-    --------
-    >>> pool = AdaptiveMaxPool2d(1)                       # global max pooling
-    >>> pool(np.arange(8.0).reshape(1, 2, 2, 2)).ravel()
-    array([3., 7.])
-    """
-
-    def __init__(self, output_size):
+class _AdaptiveMaxPoolNd(_MaxPool):
+    def __init__(self, output_size, return_indices=False):
         super().__init__()
         self.output_size = adaptive_size(output_size, self._ndim)
+        self.return_indices = check_return_indices(return_indices)
 
     def _plan(self, channels, input_size):
         return adaptive_max_plan(channels, input_size,
@@ -67,7 +87,40 @@ class AdaptiveMaxPool2d(_MaxPool):
         return (shape[0], *resolve_adaptive(self.output_size, shape[1:]))
 
     def extra_repr(self):
-        return f"output_size={self.output_size}"
+        return f"output_size={self.output_size}" + (", return_indices=True"
+                                                    if self.return_indices else "")
+
+
+_ADAPTIVE_DOC = """Max over PyTorch's adaptive bins, so any input size gives ``output_size``
+(``torch.nn.AdaptiveMaxPool{n}d``).
+
+Parameters
+----------
+output_size : int or tuple of {n} ints (``None`` keeps that input size)
+return_indices : bool, default False
+    Also return each maximum's flat index within its channel's plane.
+
+Examples
+--------
+>>> pool = AdaptiveMaxPool{n}d(1)                       # global max pooling
+>>> pool(np.arange(8.0).reshape({shape})).ravel()
+{expected}
+"""
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    __doc__ = _ADAPTIVE_DOC.format(n=1, shape="1, 2, 4", expected="array([3., 7.])")
+    _ndim = 1
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    __doc__ = _ADAPTIVE_DOC.format(n=2, shape="1, 2, 2, 2", expected="array([3., 7.])")
+    _ndim = 2
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    __doc__ = _ADAPTIVE_DOC.format(n=3, shape="1, 1, 2, 2, 2", expected="array([7.])")
+    _ndim = 3
 
 
 class ChannelMaxPool(_MaxPool):
@@ -129,6 +182,9 @@ stride : int or tuple, default ``kernel_size``
 padding : int or tuple, default 0
     Implicit ``-inf`` padding, at most half the effective kernel.
 dilation : int or tuple, default 1
+return_indices : bool, default False
+    Also return PyTorch's indices: each maximum's flat position within its channel's plane
+    (int64, the output's shape), as :class:`MaxUnpool{n}d` reads them.
 ceil_mode : bool, default False
     Round the output size up; a window must still start inside the input or left padding.
 

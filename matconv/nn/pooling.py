@@ -4,7 +4,8 @@
   PyTorch's divisors: ``M = diag(1/divisor) A``.
 * Adaptive average pooling uses PyTorch's bins ``[floor(i n/o), ceil((i+1) n/o))`` as windows.
 * Lp pooling is PyTorch's composition ``(prod(k) * avg_pool(x^p))^(1/p)``; its Jacobian is
-  ``diag(prod(k) t^(1/p) / (p t)) M diag(p x^(p-1))`` with ``t`` the window averages.
+  ``diag(prod(k) u^(1/p - 1) / p) M diag(p x^(p-1))`` with ``u = prod(k) t``, ``t`` the window
+  averages (zero where ``t = 0``, as PyTorch); ``p = inf`` is max pooling of ``|x|``.
 
 Max pooling is in :mod:`matconv.nn.maxpool`.
 """
@@ -17,11 +18,11 @@ import numpy as np
 
 from ..geometry import PoolGeometry
 from ..layout import to_batch_last
-from ..operators import Diagonal, adaptive_avg_operator, avg_pool_operator
+from ..operators import Diagonal, adaptive_avg_operator, avg_pool_operator, max_pool_plan
 from .pool_base import FixedPool, Pool, WindowPool, adaptive_size, resolve_adaptive
 
-__all__ = ["AvgPool1d", "AvgPool2d", "AvgPool3d", "LPPool1d", "LPPool2d", "AdaptiveAvgPool1d",
-           "AdaptiveAvgPool2d"]
+__all__ = ["AvgPool1d", "AvgPool2d", "AvgPool3d", "LPPool1d", "LPPool2d", "LPPool3d",
+           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d"]
 
 
 class _AvgPoolNd(WindowPool, FixedPool):
@@ -30,9 +31,11 @@ class _AvgPoolNd(WindowPool, FixedPool):
         super().__init__(kernel_size, stride, padding, 1, ceil_mode)
         if divisor_override is not None and (not isinstance(divisor_override, numbers.Integral)
                                              or isinstance(divisor_override, bool)
-                                             or divisor_override <= 0):
-            raise ValueError(f"divisor_override must be a positive int or None, got "
-                             f"{divisor_override!r}")
+                                             or divisor_override == 0):
+            raise ValueError(f"divisor_override must be a nonzero int or None (like PyTorch), "
+                             f"got {divisor_override!r}")
+        if not isinstance(count_include_pad, (bool, np.bool_)):
+            raise TypeError(f"count_include_pad must be a bool, got {count_include_pad!r}")
         self.count_include_pad = bool(count_include_pad)
         self.divisor_override = None if divisor_override is None else int(divisor_override)
 
@@ -68,33 +71,52 @@ class _AdaptiveAvgPoolNd(FixedPool):
 
 # --------------------------------------------------------------------------- Lp pooling
 class _LPPoolNd(Pool):
-    """``y = (prod(k) * avg_pool(x ** p)) ** (1/p)``, PyTorch's definition (sum of ``x**p``)."""
+    """``y = (prod(k) * avg_pool(x ** p)) ** (1/p)``, PyTorch's definition (sum of ``x**p``);
+    ``p = inf`` is max pooling of ``|x|`` and ``p = -inf`` its minimum."""
 
     def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
         super().__init__()
         if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real) \
-                or not norm_type > 0 or math.isinf(norm_type):
-            raise ValueError(f"norm_type must be a positive finite number, got {norm_type!r}")
-        self.norm_type = float(norm_type)
+                or math.isnan(norm_type) or norm_type == 0:
+            raise ValueError(f"norm_type must be a nonzero number (inf for max pooling of |x|, "
+                             f"like PyTorch), got {norm_type!r}")
+        # kept as given (an int stays an int, as PyTorch keeps it); the arithmetic is in floats
+        self.norm_type = int(norm_type) if isinstance(norm_type, numbers.Integral) \
+            else float(norm_type)
         self.pool = PoolGeometry(kernel_size, stride, 0, 1, ceil_mode, self._ndim)
 
     kernel_size = property(lambda self: self.pool.kernel_size)
     stride = property(lambda self: self.pool.stride)
+    ceil_mode = property(lambda self: self.pool.ceil_mode)
 
     def forward(self, x):
         x, batched = self._input(x)
-        p, taps = self.norm_type, math.prod(self.kernel_size)
-        M = avg_pool_operator(self.pool, x.shape[1], tuple(x.shape[2:]))
-        X = to_batch_last(x)
-        with np.errstate(over="ignore", invalid="ignore"):  # inf and nan as PyTorch gives them
-            total = M.matmat(X ** p) * taps
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            Y = total ** (1.0 / p)
-            left = np.where(total != 0, Y / total / p, 0) * taps  # d(t^(1/p))/dt, times prod(k)
-            right = p * X ** (p - 1)
-        op = Diagonal(left) @ M @ Diagonal(right)
         out = (x.shape[0], x.shape[1], *self.pool.output_size(x.shape[2:]))
+        X = to_batch_last(x)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            Y, op = self._max(X, x.shape) if math.isinf(self.norm_type) else self._power(X, x)
         return self._emit(op, Y, out, batched)
+
+    def _power(self, X, x):
+        p, taps = float(self.norm_type), math.prod(self.kernel_size)
+        M = avg_pool_operator(self.pool, x.shape[1], tuple(x.shape[2:]))
+        t = M.matmat(X ** p)
+        u = t * taps
+        Y = u ** (1.0 / p)
+        # PyTorch differentiates sign(t) * relu(|t|): zero where t == 0, a factor sign(t)^2
+        # elsewhere (its sign of NaN is 0)
+        sign2 = np.where(np.isnan(t), 0, np.sign(t)) ** 2
+        left = np.where(t == 0, 0, (taps / p) * u ** (1.0 / p - 1) * sign2).astype(X.dtype)
+        right = (p * X ** (p - 1)).astype(X.dtype)
+        return Y, Diagonal(left) @ M @ Diagonal(right)
+
+    def _max(self, X, shape):
+        """``max |x|`` (``-max(-|x|)`` for ``-inf``): the selection ``P`` times ``diag(sgn x)``."""
+        plan = max_pool_plan(self.pool, shape[1], tuple(shape[2:]))
+        flip = 1 if self.norm_type > 0 else -1
+        Y, P = plan.apply(flip * np.abs(X))
+        sgn = np.where(np.isnan(X), 0, np.sign(X)).astype(X.dtype)
+        return flip * Y, P @ Diagonal(sgn)
 
     def output_shape(self, input_shape):
         shape = self._example_shape(input_shape)
@@ -106,7 +128,7 @@ class _LPPoolNd(Pool):
 
     def extra_repr(self):
         return f"norm_type={self.norm_type:g}, kernel_size={self.kernel_size}, " \
-               f"stride={self.stride}"
+               f"stride={self.stride}" + (", ceil_mode=True" if self.ceil_mode else "")
 
 
 _AVG_DOC = """{n}-D average pooling, like ``torch.nn.AvgPool{n}d``: a fixed depthwise convolution.
@@ -121,7 +143,7 @@ count_include_pad : bool, default True
     Count zero-padding cells in the divisor (cells beyond the padding, from ``ceil_mode``,
     never count).
 divisor_override : int, optional
-    Divide every window's sum by this instead.
+    Divide every window's sum by this instead (any nonzero int, negative too, like PyTorch).
 
 Notes
 -----
@@ -170,6 +192,15 @@ class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
     _ndim = 2
 
 
+class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
+    """Average over PyTorch's adaptive bins in 3-D.
+
+    >>> AdaptiveAvgPool3d((1, 1, 2))(np.arange(8.0).reshape(1, 1, 2, 2, 2)).ravel()
+    array([3., 4.])
+    """
+    _ndim = 3
+
+
 class LPPool1d(_LPPoolNd):
     """Power-average pooling ``(sum x^p)^(1/p)`` over windows, like ``torch.nn.LPPool1d``.
 
@@ -184,5 +215,16 @@ class LPPool2d(_LPPoolNd):
 
     >>> LPPool2d(1, 2)(np.ones((1, 1, 4, 4))).ravel()       # p = 1: sum pooling
     array([4., 4., 4., 4.])
+    >>> LPPool2d(float("inf"), 2)(-np.arange(16.0).reshape(1, 1, 4, 4)).ravel()  # max |x|
+    array([ 5.,  7., 13., 15.])
     """
     _ndim = 2
+
+
+class LPPool3d(_LPPoolNd):
+    """Power-average pooling ``(sum x^p)^(1/p)`` over windows, like ``torch.nn.LPPool3d``.
+
+    >>> LPPool3d(2, 2)(np.full((1, 1, 2, 2, 2), 0.5)).ravel()
+    array([1.41421356])
+    """
+    _ndim = 3

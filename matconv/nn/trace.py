@@ -132,4 +132,6 @@ def jacobian(module, x, *, support: bool = False):
     dtype = _dtype_of(module)
     module(np.asarray(x, dtype=dtype if x.dtype.kind != "f" else x.dtype)[None])
     graph = module._need_span("jacobian").graph()
-    return graph.pattern() if support else graph.matrix(example=0)
+    if support:
+        return graph.pattern()
+    return graph.matrix(example=0 if graph.batch is not None else None)

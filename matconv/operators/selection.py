@@ -17,14 +17,30 @@ from ..lowering import (
     adaptive_windows,
     cached,
     channel_windows,
+    fractional_windows,
     index_dtype,
     pool_windows,
     window_pattern,
 )
+from ..memory import check_memory
 from .base import Operator
 from .conv import BufferPool, gather_rows
 
-__all__ = ["MaxPlan", "Selection", "max_pool_plan", "adaptive_max_plan", "channel_max_plan"]
+__all__ = ["MaxPlan", "Selection", "max_pool_plan", "adaptive_max_plan", "channel_max_plan",
+           "first_max", "fractional_max", "unpool_operator"]
+
+
+def first_max(cols: np.ndarray):
+    """``(best, arg)`` over axis 1 of ``cols`` ``(B, K, M)``: PyTorch's rule, the first maximum
+    in window order (strictly greater replaces), a NaN always replacing."""
+    best = cols[:, 0].copy()
+    arg = np.zeros(best.shape, dtype=np.intp)
+    for k in range(1, cols.shape[1]):
+        c = cols[:, k]
+        better = (c > best) | np.isnan(c)
+        np.copyto(best, c, where=better)
+        arg[better] = k
+    return best, arg
 
 
 class Selection(Operator):
@@ -83,6 +99,14 @@ class Selection(Operator):
     def nbytes(self):
         return self.winners.nbytes
 
+    def spatial_indices(self, channels: int) -> np.ndarray:
+        """PyTorch's ``return_indices``: each winner as a flat index within its channel's
+        plane, ``(channels * L, N)`` (rows ``(c, l)``, one column per example)."""
+        per_channel = self.shape[1] // channels
+        L = self.shape[0] // channels
+        offset = np.repeat(np.arange(channels) * per_channel, L)[:, None]
+        return (self.winners - offset).astype(np.int64)
+
 
 class MaxPlan:
     """Max over the windows of an unfold structure: :meth:`apply` returns the maxima and ``P``.
@@ -122,14 +146,7 @@ class MaxPlan:
         buf = self.pool.take((self.windows.shape[0], n), X.dtype, "the pooling windows")
         try:
             cols = gather_rows(self.windows, X, buf, fill=-np.inf)
-            cols = cols.reshape(self.channels, self.taps, -1)  # (C, K, L*N)
-            best = cols[:, 0].copy()
-            arg = np.zeros(best.shape, dtype=np.intp)
-            for k in range(1, self.taps):
-                c = cols[:, k]
-                better = (c > best) | np.isnan(c)  # PyTorch's rule: strictly greater, or NaN
-                np.copyto(best, c, where=better)
-                arg[better] = k
+            best, arg = first_max(cols.reshape(self.channels, self.taps, -1))  # (C, K, L*N)
         finally:
             self.pool.give(buf)
         if self._first_valid is not None:
@@ -164,3 +181,37 @@ def channel_max_plan(group_size: int, channels: int, input_size) -> MaxPlan:
     key = ("channel max plan", group_size, channels, tuple(input_size))
     return cached(key, lambda: MaxPlan(channel_windows(group_size, channels, input_size), 1,
                                        (channels // group_size, *input_size)))
+
+
+def fractional_max(X: np.ndarray, channels: int, input_size, output_size, kernel_size,
+                   samples: np.ndarray):
+    """Fractional max pooling of a batch-last ``X`` ``(C * n_in, N)``: ``(Y, P)``.
+
+    Every plane (example ``n``, channel ``c``) has its own pseudo-random windows, from
+    ``samples[n, c]`` (PyTorch's ``_random_samples``); the selection ``P`` is one more
+    :class:`Selection` (first maximum wins, NaN propagates).
+    """
+    N = X.shape[1]
+    n_in, L, K = math.prod(input_size), math.prod(output_size), math.prod(kernel_size)
+    check_memory(channels * K * L * N * (8 + X.itemsize) * 2,
+                 f"the {K} x {L} fractional pooling windows of {channels * N} planes",
+                 "use a smaller batch or input")
+    planes = samples.transpose(1, 0, 2).reshape(channels * N, samples.shape[2])  # (c, n)
+    index = fractional_windows(planes, input_size, output_size, kernel_size)
+    index = index.reshape(channels, N, K, L).transpose(0, 2, 3, 1)  # (C, K, L, N)
+    X3 = X.reshape(channels, n_in, N)
+    cols = X3[np.arange(channels)[:, None, None, None], index, np.arange(N)]
+    best, arg = first_max(cols.reshape(channels, K, L * N))
+    spatial = np.take_along_axis(index.reshape(channels, K, L * N), arg[:, None], axis=1)[:, 0]
+    winners = (spatial + np.arange(channels)[:, None] * n_in).reshape(channels * L, N)
+    return best.reshape(channels * L, N), Selection(winners, channels * n_in)
+
+
+def unpool_operator(indices: np.ndarray, channels: int, n_out: int) -> Operator:
+    """MaxUnpool: ``P.T``, the transpose of the selection whose winners are ``indices``
+    ``(channels * L, N)`` (flat positions within each channel's output plane of ``n_out``
+    cells). Each input lands on its index; where indices repeat the inputs add, as ``P.T``
+    does."""
+    L = indices.shape[0] // channels
+    offset = np.repeat(np.arange(channels, dtype=np.int64) * n_out, L)[:, None]
+    return Selection(indices + offset, channels * n_out).T

@@ -93,7 +93,10 @@ def adaptive_avg_operator(channels: int, input_size, output_size) -> SparseOpera
 
 def upsample_operator(mode: str, channels: int, input_size, output_size, align_corners: bool,
                       scales, dtype) -> SparseOperator:
-    """Nearest or (bi/tri)linear interpolation ``U`` (built in ``dtype``, PyTorch's rule)."""
+    """Interpolation ``U`` (built in ``dtype``, PyTorch's rules): nearest, nearest-exact,
+    (bi/tri)linear, bicubic; ``'area'`` is adaptive average pooling to ``output_size``."""
+    if mode == "area":
+        return adaptive_avg_operator(channels, input_size, output_size)
     key = ("upsample", mode, channels, tuple(input_size), tuple(output_size),
            bool(align_corners), tuple(scales), np.dtype(dtype))
     return cached(key, lambda: SparseOperator(upsample_matrix(
