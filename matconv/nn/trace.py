@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..memory import check_memory
-from .tape import ForwardRequiredError, _state, no_grad
+from .tape import ForwardRequiredError, _state, no_grad, thread_flag
 
 __all__ = ["trace", "traced_operator", "traced_output_shape", "jacobian", "example_input",
            "NotLinearError"]
@@ -21,13 +21,11 @@ class NotLinearError(ValueError):
 def trace(module, *args):
     """``(outputs, span)`` of one forward of ``module`` recorded on a fresh tape that no module
     keeps; release it with ``span.tape.release()``."""
-    before = getattr(_state, "detached", False)
-    _state.detached = True
     try:
-        out = module(*args)
+        with thread_flag(_state, "detached"):
+            out = module(*args)
         span = _state.last_trace
     finally:
-        _state.detached = before
         _state.last_trace = None
     return out, span
 
@@ -111,7 +109,7 @@ def check_chain(module, input_shape) -> None:
 def traced_output_shape(module, input_shape) -> tuple:
     """The output shape of one example, from a forward on zeros that records nothing."""
     x = example_input(module, input_shape, "output_shape()")
-    with no_grad():
+    with no_grad(), thread_flag(_state, "detached"):  # leaves running statistics alone
         y = module(x)
     if not isinstance(y, np.ndarray):
         raise ValueError(f"{type(module).__name__} does not return one array: no output_shape")

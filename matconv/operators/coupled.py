@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from ..layout import from_batch_last, to_batch_last
 from .base import Operator
 
-__all__ = ["SoftmaxJacobian"]
+__all__ = ["SoftmaxJacobian", "block_matrix"]
 
 
 class SoftmaxJacobian(Operator):
@@ -75,18 +75,25 @@ class SoftmaxJacobian(Operator):
         eye = np.eye(idx.shape[1])
         blocks = s[:, :, None] * (eye - s[:, None, :]) if not self.log else \
             np.broadcast_to(eye, s.shape + (s.shape[1],)) - s[:, None, :]
-        return _block_matrix(idx, blocks)
+        return block_matrix(idx, blocks)
 
     def _pattern(self):
         idx = self._slices()
-        return _block_matrix(idx, np.ones((idx.shape[0], idx.shape[1], idx.shape[1])))
+        return block_matrix(idx, np.ones((idx.shape[0], idx.shape[1], idx.shape[1])))
 
     @property
     def nbytes(self):
         return self.a.nbytes
 
 
-def _block_matrix(idx, blocks):
+def block_matrix(idx, blocks):
+    """The sparse matrix holding dense ``blocks[g]`` at the entries ``idx[g] x idx[g]``.
+
+    >>> block_matrix(np.array([[0, 2]]), np.array([[[1.0, 2.0], [3.0, 4.0]]])).toarray()
+    array([[1., 0., 2.],
+           [0., 0., 0.],
+           [3., 0., 4.]])
+    """
     n = idx.size
     rows = np.broadcast_to(idx[:, :, None], blocks.shape).ravel()
     cols = np.broadcast_to(idx[:, None, :], blocks.shape).ravel()

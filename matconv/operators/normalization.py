@@ -16,7 +16,7 @@ import numpy as np
 
 from ..memory import check_memory
 from .base import Operator
-from .coupled import _block_matrix
+from .coupled import block_matrix
 
 __all__ = ["Normalization", "COUPLED_BATCH"]
 
@@ -103,12 +103,12 @@ class Normalization(Operator):
         blocks *= r[:, None, None]
         if self.scale is not None:
             blocks *= np.broadcast_to(self.scale, (G, m, 1))  # scales the rows
-        return _block_matrix(idx, blocks)
+        return block_matrix(idx, blocks)
 
     def _pattern(self):
         idx = self._blocks_index()
         G, m = idx.shape
-        return _block_matrix(idx, np.ones((G, m, m)))
+        return block_matrix(idx, np.ones((G, m, m)))
 
     @property
     def nbytes(self):
