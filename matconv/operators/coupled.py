@@ -87,12 +87,14 @@ class SoftmaxJacobian(Operator):
 
 
 def block_matrix(idx, blocks):
-    """The sparse matrix holding dense ``blocks[g]`` at the entries ``idx[g] x idx[g]``.
+    """The sparse matrix holding dense ``blocks[g]`` at the entries ``idx[g] x idx[g]``; the
+    rows of ``idx`` (groups of ``m`` entries) partition the ``idx.size`` entries.
 
-    >>> block_matrix(np.array([[0, 2]]), np.array([[[1.0, 2.0], [3.0, 4.0]]])).toarray()
-    array([[1., 0., 2.],
-           [0., 0., 0.],
-           [3., 0., 4.]])
+    >>> block_matrix(np.array([[0, 2], [1, 3]]), np.ones((2, 2, 2))).toarray()
+    array([[1., 0., 1., 0.],
+           [0., 1., 0., 1.],
+           [1., 0., 1., 0.],
+           [0., 1., 0., 1.]])
     """
     n = idx.size
     rows = np.broadcast_to(idx[:, :, None], blocks.shape).ravel()
