@@ -43,6 +43,7 @@ from .typed_json import ARRAY_KINDS, MAX_DEPTH, decode, encode
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "load", "save"]
 
+#: the checkpoint format this matconv writes (format 1 files still load)
 FORMAT_VERSION = 2
 _READABLE = (1, 2)
 _META = "__matconv__"

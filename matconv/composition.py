@@ -28,9 +28,16 @@ def _as_module(model) -> Module:
                     f"{type(model).__name__}")
 
 
-def _modules(model) -> list:
+def _chain(model) -> list:
+    """The layers of a chain, nested ``Sequential`` s flattened; a graph module is refused."""
     model = _as_module(model)
-    return list(model) if isinstance(model, Sequential) else [model]
+    if not isinstance(model, Sequential):
+        if model.children() and not model._primitive:
+            raise ValueError(f"receptive_field_size is the closed form of a chain; "
+                             f"{type(model).__name__} is a graph module: use "
+                             f"receptive_field(model, input_shape, output_index)")
+        return [model]
+    return [layer for m in model for layer in _chain(m)]
 
 
 def compose(model, input_shape, *, support: bool = False) -> sp.csr_array:
@@ -167,15 +174,17 @@ def receptive_field(model, input_shape, output_index) -> ReceptiveField:
 def receptive_field_size(model) -> tuple:
     """Closed form ``r = 1 + sum_l (k_l - 1) d_l prod_{j<l} s_j`` per spatial dim.
 
-    Counts every layer with a ``kernel_size`` (convolutions and pools); element-wise layers
-    add nothing.
+    Counts every layer with a ``kernel_size`` (convolutions and pools) of a chain, nested
+    ``Sequential`` s included; element-wise layers add nothing. A graph module (a residual
+    block, a concatenation) has no such closed form: :func:`receptive_field` reads it off the
+    recorded operators instead.
 
     >>> from matconv import nn
     >>> receptive_field_size([nn.Conv2d(1, 1, 3), nn.MaxPool2d(2), nn.Conv2d(1, 1, 3)])
     (8, 8)
     """
     r, jump = None, None
-    for m in _modules(model):
+    for m in _chain(model):
         k = getattr(m, "kernel_size", None)
         if k is None:
             continue

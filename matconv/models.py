@@ -18,6 +18,7 @@ from .layout import float_dtype
 
 __all__ = ["BUILDERS", "build", "lenet", "mlp"]
 
+#: the ``lowering`` values a builder accepts
 LOWERINGS = ("auto", "im2col", "sparse")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
                "leaky_relu": nn.LeakyReLU}
@@ -182,6 +183,7 @@ def mlp(in_features, num_classes: int = 10, hidden=(128,), *, activation: str = 
     return model
 
 
+#: the builders a checkpoint's spec may name
 BUILDERS = {"lenet": lenet, "mlp": mlp}
 
 

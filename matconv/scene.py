@@ -227,13 +227,13 @@ class ConvScene:
         position = out_origin[:, None, :] + tap_offset[:, :, None]  # (ndim, K, L)
         frames = []
         for row in range(g.out_channels * L):
-            o, l = divmod(row, L)
+            o, pos = divmod(row, L)
             first = (o // per_group_out) * per_group_in
             taps, reads, weights = [], [], []
             for c in range(first, first + per_group_in):
                 for k in range(K):
-                    taps.append((c, *(int(p) for p in position[:, k, l])))
-                    reads.append(int(c * n_window + read[k, l]) if read[k, l] >= 0 else -1)
+                    taps.append((c, *(int(p) for p in position[:, k, pos])))
+                    reads.append(int(c * n_window + read[k, pos]) if read[k, pos] >= 0 else -1)
                     weights.append((o * per_group_in + c - first) * K + k)
             linked = tuple(sorted(set(reads) - {-1}))
             if self.transposed:

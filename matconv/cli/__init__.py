@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The ``matconv`` command: parse ``argv`` (default ``sys.argv``), run, return the status."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:  # a bare `matconv`: the usage and the commands, as argparse's exit status 2

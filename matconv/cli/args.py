@@ -12,6 +12,7 @@ __all__ = ["channels", "int_or_sizes", "padding", "positive_float", "positive_in
 
 
 def size(text: str) -> tuple:
+    """Parse spatial sizes like ``4x4`` or ``5`` (1 to 3 positive ints)."""
     try:
         parts = tuple(int(p) for p in text.lower().split("x"))
     except ValueError:
@@ -22,12 +23,14 @@ def size(text: str) -> tuple:
 
 
 def padding(text: str):
+    """Parse a padding: an int, sizes like ``2x1``, or valid/same/full/causal."""
     if text in ("valid", "same", "full", "causal"):
         return text
     return int_or_sizes(text)
 
 
 def int_or_sizes(text: str):
+    """Parse an int, or sizes like ``2x1`` (one per dimension)."""
     try:
         parts = tuple(int(p) for p in text.lower().split("x"))
     except ValueError:
@@ -37,6 +40,7 @@ def int_or_sizes(text: str):
 
 
 def channels(text: str) -> tuple:
+    """Parse ``IN,OUT`` channel counts like ``2,3``."""
     try:
         cin, cout = (int(p) for p in text.split(","))
     except ValueError:

@@ -214,6 +214,7 @@ def _unfold(args, input_shape, kernel) -> int:
 
 
 def run(args) -> int:
+    """Do ``matconv show``: print (and draw) the matrix the arguments describe."""
     from ..memory import format_bytes
     from ..show import symbolic
 

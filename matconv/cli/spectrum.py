@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+from .. import geometry
 from . import args as types
 
 __all__ = ["add_parser", "run"]
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 METHODS = ("auto", "dense", "svds", "svds-matrix-free", "fft")
 
 
@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
                    help="an int, NxM, or valid/same/full/causal")
     p.add_argument("--dilation", type=types.int_or_sizes, default=1, help="an int or NxM")
     p.add_argument("--groups", type=types.positive_int, default=1, help="channel groups")
-    p.add_argument("--padding-mode", choices=PADDING_MODES, default="zeros",
+    p.add_argument("--padding-mode", choices=tuple(geometry.PADDING_MODES), default="zeros",
                    help="what padded cells read")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     p.add_argument("--method", choices=METHODS, default="auto",
@@ -42,6 +42,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Do ``matconv spectrum``: the singular values of the layer the arguments describe."""
     import time
 
     import numpy as np

@@ -216,6 +216,7 @@ def _check_save_path(path) -> None:
 
 
 def run_train(args) -> int:
+    """Do ``matconv train``: train, report, and save if asked."""
     import json
 
     from .. import checkpoint, nn, train
@@ -286,6 +287,7 @@ def run_train(args) -> int:
 
 
 def run_evaluate(args) -> int:
+    """Do ``matconv evaluate``: score a saved checkpoint."""
     import json
 
     from .. import checkpoint, train

@@ -76,8 +76,11 @@ class FixedPool(Pool):
 
 
 def adaptive_size(output_size, nd):
+    """An adaptive pool's validated ``output_size`` (see
+    :func:`matconv.geometry.adaptive_output_size`)."""
     return adaptive_output_size(output_size, nd)
 
 
 def resolve_adaptive(output_size, input_size):
+    """``output_size`` with each ``None`` replaced by that dimension's input size."""
     return tuple(n if o is None else o for o, n in zip(output_size, input_size))

@@ -101,7 +101,7 @@ def page_data(scene) -> dict:
             pad_reads[number] = read
         row_pads.append(sorted({n for n in numbers if flat_cells[n] < 0}))
         by_col = {}
-        for tap, (number, read) in enumerate(zip(numbers, frame.reads)):
+        for tap, read in enumerate(frame.reads):
             if read >= 0:
                 by_col.setdefault(read, []).append(tap)
         for col in sorted(by_col):

@@ -37,7 +37,8 @@ def plot_spectrum(op, input_shape=None, *, ax=None, label=None, relative=False, 
     >>> ax.get_yscale(), ax.get_lines()[0].get_label()
     ('log', 'fft')
     """
-    from ..plot import new_axes, require_matplotlib  # matconv.plot's lazy import and Jupyter display
+    # matconv.plot's lazy import and Jupyter display
+    from ..plot import new_axes, require_matplotlib
 
     if isinstance(op, np.ndarray) and op.ndim == 1:
         values = np.asarray(op, dtype=np.float64)

@@ -217,7 +217,8 @@ def singular_values(op, input_shape=None, k=None, which="largest", *, at=None, m
 
 def operator_norm(op, input_shape=None, *, at=None, method="auto", tol=0.0,
                   maxiter=None) -> float:
-    """The operator norm (largest singular value) ``||A||_2`` of ``op`` (as :func:`singular_values`).
+    """The operator norm (largest singular value) ``||A||_2`` of ``op`` (see
+    :func:`singular_values`).
 
     Examples
     --------

@@ -1,8 +1,9 @@
 """The training loop, :func:`fit`, with a progress bar.
 
 :func:`fit` runs the loop of Ray's "Training Convnet with Backprop", batched: forward, loss,
-backward (each layer's transpose, in reverse), optimizer step. Shuffling uses its own seeded generator, so a fixed seed
-(and a model built from a fixed seed) gives the same history every time.
+backward (each layer's transpose, in reverse), optimizer step. Shuffling uses its own seeded
+generator, so a fixed seed (and a model built from a fixed seed) gives the same history every
+time.
 """
 from __future__ import annotations
 

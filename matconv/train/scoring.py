@@ -69,8 +69,8 @@ class Tally:
 
     Accuracy is counted when ``classification`` is true: integer labels ``(N,)`` against outputs
     ``(N, C)``, the predicted class being the argmax over ``C``; ``None`` decides on the first
-    batch (true exactly when the labels and outputs have those shapes). The loss of a ``'mean'`` loss is
-    weighted by the batch size; a ``'sum'`` loss (e.g. ``SquaredError``) is summed; both are
+    batch (true exactly when the labels and outputs have those shapes). The loss of a ``'mean'``
+    loss is weighted by the batch size; a ``'sum'`` loss (e.g. ``SquaredError``) is summed; both are
     divided by the number of examples. Metrics are weighted by the batch size.
     """
 
