@@ -108,11 +108,10 @@ def test_names_are_documented_where_users_import_them(reference):
     _, stubs = reference
     for full in ("matconv.conv_matrix", "matconv.nn.Conv2d", "matconv.nn.Module",
                  "matconv.operators.Conv", "matconv.page.render_page",
-                 # a constant is documented where its #: comment is
-                 "matconv.geometry.padding.PADDING_MODES"):
+                 "matconv.geometry.PADDING_MODES"):
         assert f"{full}.rst" in stubs, full
     for full in ("matconv.lowering.conv_matrix", "matconv.nn.conv.Conv2d",
-                 "matconv.lowering.matrices.conv_matrix", "matconv.geometry.PADDING_MODES"):
+                 "matconv.lowering.matrices.conv_matrix", "matconv.geometry.padding.PADDING_MODES"):
         assert f"{full}.rst" not in stubs, full
     # the function matconv exports as compose lives in matconv.composition: one page, its name
     assert "matconv.compose.rst" in stubs and "matconv.composition.compose.rst" not in stubs

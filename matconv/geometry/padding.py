@@ -17,7 +17,6 @@ from .arithmetic import as_tuple, is_int
 
 __all__ = ["PADDING_STRINGS", "PADDING_MODES", "PaddingMode", "padding_pairs"]
 
-#: the named padding forms, resolved by :func:`padding_pairs`
 PADDING_STRINGS = ("valid", "same", "full", "causal")
 
 
@@ -50,7 +49,6 @@ def _reflect(pos, n):  # about the edge cells, PyTorch's 'reflect' (edge not rep
     return np.where(pos >= n, 2 * (n - 1) - pos, pos)
 
 
-#: the one table of padding modes: what a padded cell reads, and the padding each allows
 PADDING_MODES = {
     "zeros": PaddingMode(_zeros, lambda n: None),
     "reflect": PaddingMode(_reflect, lambda n: n - 1, "padding < input size"),

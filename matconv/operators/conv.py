@@ -47,7 +47,6 @@ from .base import Operator
 
 __all__ = ["LOWERINGS", "ConvPlan", "Conv", "conv_plan", "BufferPool", "gather_rows"]
 
-#: the lowerings a convolution can run in: ``W (S X)`` or ``A X``
 LOWERINGS = ("im2col", "sparse")
 
 
