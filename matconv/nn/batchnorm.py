@@ -21,7 +21,7 @@ import numpy as np
 from ..layout import float_dtype, to_batch_last
 from ..operators import COUPLED_BATCH, Diagonal, Normalization
 from .normalization import Normalizing, check_eps, check_flag, constant, positive_int
-from .tape import _state as _tape_state
+from .tape import state as _tape_state
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 

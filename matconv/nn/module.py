@@ -17,7 +17,7 @@ from .parameter import IncompatibleKeys, Parameter, StateDictError
 from .recorded import Recorded
 from .registry import Registry
 from .tape import ForwardRequiredError, Frame, Span, Tape, _frames, current_frame, is_recording
-from .tape import _state as _tape_state
+from .tape import state as _tape_state
 
 __all__ = ["Parameter", "Module", "IncompatibleKeys", "StateDictError", "init_parameter"]
 

@@ -35,13 +35,15 @@ class ForwardRequiredError(RuntimeError, ValueError):
     caught where bad arguments are."""
 
 
-_state = threading.local()
+#: this thread's recording flags: ``paused`` (inside :func:`no_grad`), ``detached`` (a trace
+#: that no module keeps), ``last_trace`` (the span such a trace left), ``frames`` (calls running)
+state = threading.local()
 
 
 def _frames() -> list:
-    frames = getattr(_state, "frames", None)
+    frames = getattr(state, "frames", None)
     if frames is None:
-        frames = _state.frames = []
+        frames = state.frames = []
     return frames
 
 
@@ -53,7 +55,7 @@ def current_frame():
 
 def is_recording() -> bool:
     """False inside :func:`no_grad`."""
-    return not getattr(_state, "paused", False)
+    return not getattr(state, "paused", False)
 
 
 @contextlib.contextmanager
@@ -67,7 +69,7 @@ def no_grad():
     >>> y.shape
     (1, 1, 3)
     """
-    with thread_flag(_state, "paused"):
+    with thread_flag(state, "paused"):
         yield
 
 

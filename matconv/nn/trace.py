@@ -8,7 +8,8 @@ import math
 import numpy as np
 
 from ..memory import check_memory
-from .tape import ForwardRequiredError, _state, no_grad, thread_flag
+from .tape import ForwardRequiredError, no_grad, thread_flag
+from .tape import state as _state
 
 __all__ = ["trace", "traced_operator", "traced_output_shape", "jacobian", "example_input",
            "NotLinearError"]

@@ -8,7 +8,7 @@ from .optimizer import Optimizer, check_betas, check_bool, check_real
 __all__ = ["Adam", "AdamW"]
 
 
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
     """``start += weight * (end - start)`` in place, with ``torch.lerp``'s two-sided formula."""
     if weight < 0.5:
         start += weight * (end - start)
@@ -107,7 +107,7 @@ class Adam(Optimizer):
             else:
                 grad = grad + weight_decay * data
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        _lerp_(m, grad, 1 - beta1)
+        lerp_(m, grad, 1 - beta1)
         v *= beta2
         v += (1 - beta2) * (grad * grad)
         if group["amsgrad"]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .adam import _lerp_
+from .adam import lerp_
 from .optimizer import Optimizer, check_bool, check_real
 
 __all__ = ["RMSprop"]
@@ -97,7 +97,7 @@ class RMSprop(Optimizer):
         square_avg += (1 - alpha) * (grad * grad)
         if group["centered"]:
             grad_avg = state["grad_avg"]
-            _lerp_(grad_avg, grad, 1 - alpha)
+            lerp_(grad_avg, grad, 1 - alpha)
             avg = np.sqrt(square_avg - grad_avg * grad_avg)
         else:
             avg = np.sqrt(square_avg)

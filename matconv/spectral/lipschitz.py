@@ -16,7 +16,7 @@ import numpy as np
 
 from .fourier import circular_reason, clip_fourier
 from .solvers import operator_norm, singular_values
-from .sources import _module_kind, leaves
+from .sources import module_kind, leaves
 
 __all__ = [
     "LayerFactor",
@@ -113,7 +113,7 @@ def lipschitz_bound(model, input_shape, *, method="auto", tol=0.0) -> LipschitzB
     shape = tuple(input_shape)
     factors = []
     for i, m in enumerate(leaves(model)):
-        kind = _module_kind(m, shape)
+        kind = module_kind(m, shape)
         if kind.lipschitz is not None:
             factor, how = kind.lipschitz, kind.note
         else:
@@ -203,7 +203,7 @@ def clip_operator_norm_(layer, input_shape, max_norm, *, method="rescale", itera
     >>> clip_operator_norm_(conv, (2, 6, 6), 0.5) <= 0.5
     True
     """
-    kind = _module_kind(layer, tuple(input_shape))
+    kind = module_kind(layer, tuple(input_shape))
     if not kind.linear or kind.identity or not hasattr(layer, "weight"):
         raise TypeError(f"clip_operator_norm_ takes a layer with a weight and a fixed linear map "
                         f"(Conv*d, ConvTranspose*d, Linear), got {type(layer).__name__}")

@@ -5,7 +5,7 @@ how to get it three ways: dense, explicit (``scipy.sparse`` factors) and matrix-
 (``LinearOperator`` products; for a convolution with ``lowering='im2col'`` the im2col products,
 ``A`` never built). The solvers choose among them.
 
-:func:`_module_kind` is the one place that answers, for a module, "is this a fixed linear
+:func:`module_kind` is the one place that answers, for a module, "is this a fixed linear
 map, and if not, what is its Lipschitz constant"; the solvers and :mod:`.lipschitz` both ask it.
 """
 from __future__ import annotations
@@ -28,8 +28,8 @@ __all__ = ["Operator", "leaves", "resolve"]
 _DENSE_CHUNK = 256
 
 
-class _ModuleKind(NamedTuple):
-    """The answer of :func:`_module_kind`.
+class ModuleKind(NamedTuple):
+    """The answer of :func:`module_kind`.
 
     Attributes
     ----------
@@ -85,7 +85,7 @@ def _softmax_size(module, input_shape) -> int:
     return int(input_shape[dim % rank - 1])
 
 
-def _module_kind(module, input_shape) -> _ModuleKind:
+def module_kind(module, input_shape) -> ModuleKind:
     """Is ``module`` a fixed linear map, and if not, what is its Lipschitz constant (2-norm)?
 
     The one place this question is answered (the constants are listed in
@@ -100,9 +100,9 @@ def _module_kind(module, input_shape) -> _ModuleKind:
     Examples
     --------
     >>> from matconv import nn
-    >>> _module_kind(nn.MaxPool2d(3, stride=1), (1, 5, 5)).lipschitz   # 9 windows share a cell
+    >>> module_kind(nn.MaxPool2d(3, stride=1), (1, 5, 5)).lipschitz   # 9 windows share a cell
     3.0
-    >>> _module_kind(nn.Conv2d(1, 1, 3), (1, 5, 5)).linear
+    >>> module_kind(nn.Conv2d(1, 1, 3), (1, 5, 5)).linear
     True
     """
     nn, linear, max_pools = _classes()
@@ -110,31 +110,31 @@ def _module_kind(module, input_shape) -> _ModuleKind:
     if isinstance(module, nn.Sequential):
         raise TypeError("a Sequential is not one layer: flatten it with leaves(model)")
     if isinstance(module, linear):
-        return _ModuleKind(True, False, None, "operator norm")
+        return ModuleKind(True, False, None, "operator norm")
     if isinstance(module, nn.Flatten):
-        return _ModuleKind(True, True, 1.0, "reshapes only")
+        return ModuleKind(True, True, 1.0, "reshapes only")
     if isinstance(module, nn.Dropout):
         if not module.training or module.p == 0:
-            return _ModuleKind(True, True, 1.0, "identity in evaluation mode")
-        return _ModuleKind(False, False, 1.0 / (1.0 - module.p),
+            return ModuleKind(True, True, 1.0, "identity in evaluation mode")
+        return ModuleKind(False, False, 1.0 / (1.0 - module.p),
                           "1/(1-p): the largest mask entry (training mode)")
     if isinstance(module, (nn.ReLU, nn.Tanh)):
-        return _ModuleKind(False, False, 1.0, "|f'| <= 1")
+        return ModuleKind(False, False, 1.0, "|f'| <= 1")
     if isinstance(module, nn.LeakyReLU):
-        return _ModuleKind(False, False, max(1.0, abs(module.negative_slope)), "max(1, |slope|)")
+        return ModuleKind(False, False, max(1.0, abs(module.negative_slope)), "max(1, |slope|)")
     if isinstance(module, nn.Sigmoid):
-        return _ModuleKind(False, False, 0.25, "|f'| <= 1/4")
+        return ModuleKind(False, False, 0.25, "|f'| <= 1/4")
     if isinstance(module, nn.Softmax):
         n = _softmax_size(module, input_shape)
-        return _ModuleKind(False, False, 0.5 if n > 1 else 0.0, "||diag(p) - p p^T|| <= 1/2")
+        return ModuleKind(False, False, 0.5 if n > 1 else 0.0, "||diag(p) - p p^T|| <= 1/2")
     if isinstance(module, nn.LogSoftmax):
         n = _softmax_size(module, input_shape)
-        return _ModuleKind(False, False, math.sqrt(n) if n > 1 else 0.0,
+        return ModuleKind(False, False, math.sqrt(n) if n > 1 else 0.0,
                           f"||I - 1 p^T|| < sqrt({n})")
     if isinstance(module, max_pools) or (isinstance(module, (nn.LPPool1d, nn.LPPool2d)) and
                                          module.norm_type % 2 == 0):
         m = _max_overlap(module, input_shape)
-        return _ModuleKind(False, False, math.sqrt(m),
+        return ModuleKind(False, False, math.sqrt(m),
                           "windows do not overlap" if m <= 1 else f"sqrt({m}): a cell in {m} "
                                                                   f"windows")
     if isinstance(module, (nn.LPPool1d, nn.LPPool2d)):
@@ -351,7 +351,7 @@ def resolve(op, input_shape=None, at=None) -> Operator:
         shape = _module_shape(mods[0], input_shape)
         factors, start = [], shape
         for m in mods:
-            kind = _module_kind(m, shape)
+            kind = module_kind(m, shape)
             if not kind.linear:
                 raise ValueError(f"{type(m).__name__} is not a fixed linear map, so the model has "
                                  f"no single matrix: pass at=x for its Jacobian at one example x, "
