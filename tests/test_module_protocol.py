@@ -326,3 +326,16 @@ def test_outputs_are_plain_arrays_at_the_top_level(rng):
     net = nn.Sequential(nn.Conv1d(1, 1, 3, **F64), nn.ReLU())
     y = net(rng.standard_normal((2, 1, 9)))
     assert type(y) is np.ndarray and repr(y).startswith("array(")
+
+
+def test_html_repr_lists_modules_shapes_parameters_and_operators(rng):
+    model = mc.models.lenet(seed=0, dtype="float64")
+    model(rng.standard_normal((2, 1, 8, 8)))
+    page = model._repr_html_()
+    assert page.count("<tr>") == 2 + len(model) + 1        # header, root, layers, total
+    assert "(2, 32, 8, 8)" in page and f"{sum(p.data.size for p in model.parameters()):,}" in page
+    conv = model[0]
+    assert f"{conv.matrix((1, 8, 8)).nnz:,} nonzeros" in page
+    for op in (conv.operator((1, 8, 8)), conv.operator((1, 8, 8)).T,
+               nn.Conv2d(2, 2, 3, groups=2, lowering="sparse").operator((2, 5, 5))):
+        assert op.nnz == op.matrix().nnz

@@ -223,6 +223,34 @@ class Module(Registry):
     def extra_repr(self) -> str:
         return ""
 
+    def _repr_html_(self) -> str:
+        """A table for Jupyter: every module, its output shape at the last forward, its
+        parameters, and the size and nonzeros of the operator it recorded."""
+        import html
+
+        rows, total = [], 0
+        for name, m in self.named_modules():
+            depth = name.count(".") + (1 if name else 0)
+            count = sum(p.data.size for p in m.parameters(recurse=False))
+            total += count
+            span = m._span if m._span is not None and not m._span.tape.released else None
+            shape = op = ""
+            if span is not None and span.outputs and span.outputs[0] is not None:
+                shape = str(span.outputs[0].shape)
+                if m._primitive and span.records:
+                    rec = span.records[-1].op
+                    op = f"{rec.shape[0]} x {rec.shape[1]}"
+                    op += f", {rec.nnz:,} nonzeros" if rec.nnz is not None else ""
+            label = html.escape((f"{name}: " if name else "") +
+                                f"{type(m).__name__}({m.extra_repr()})")
+            rows.append(f"<tr><td style='padding-left:{1 + 1.5 * depth}em;text-align:left'>"
+                        f"{label}</td><td>{html.escape(shape)}</td><td>{count:,}</td>"
+                        f"<td>{html.escape(op)}</td></tr>")
+        head = ("<tr><th style='text-align:left'>module</th><th>output (last forward)</th>"
+                "<th>parameters</th><th>operator (one example)</th></tr>")
+        return (f"<table>{head}{''.join(rows)}<tr><td style='text-align:left'><b>total</b></td>"
+                f"<td></td><td><b>{total:,}</b></td><td></td></tr></table>")
+
     def __repr__(self) -> str:
         children = list(self.named_children())
         if not children:

@@ -121,6 +121,11 @@ class Operator:
         """Bytes of the arrays this operator keeps (for the structure cache)."""
         return 0
 
+    @property
+    def nnz(self):
+        """Stored entries of one example's matrix, when known without building it (else None)."""
+        return None
+
     # ---- composition
     def __matmul__(self, other):
         if isinstance(other, Operator):
@@ -201,6 +206,10 @@ class Transposed(Operator):
     @property
     def T(self):
         return self.op
+
+    @property
+    def nnz(self):
+        return self.op.nnz
 
     def check_matrix(self):
         self.op.check_matrix()
@@ -305,6 +314,10 @@ class Identity(Operator):
     def __init__(self, n: int, scale: float = 1.0, dtype=np.float64):
         self.shape, self.scale, self.dtype = (int(n), int(n)), float(scale), np.dtype(dtype)
 
+    @property
+    def nnz(self):
+        return self.shape[0]
+
     def _matmat(self, X):
         return X if self.scale == 1.0 else self.scale * X
 
@@ -338,6 +351,10 @@ class Diagonal(Operator):
         self.shape = (d.shape[0], d.shape[0])
         self.batch = d.shape[1] if d.ndim == 2 else None
         self.dtype, self.fixed = d.dtype, bool(fixed)
+
+    @property
+    def nnz(self):
+        return self.shape[0]
 
     def _matmat(self, X):
         return self.d * X if self.d.ndim == 2 else self.d[:, None] * X

@@ -324,6 +324,15 @@ class Conv(Operator):
         return dW.reshape(g.weight_shape)
 
     # ---- matrices
+    @property
+    def nnz(self):
+        """Stored entries of ``A``: each output channel's taps that read an input cell."""
+        plan, g = self.plan, self.plan.geometry
+        if plan.lowering == "sparse":
+            return int(plan.conv.indices.size)
+        unfold = plan.unfold
+        return g.out_channels // g.groups * int(unfold.shape[0] - unfold.pad_rows.size)
+
     def check_matrix(self):
         g, plan = self.plan.geometry, self.plan
         check_memory(2 * conv_matrix_nbytes(g, plan.input_size, plan.output_size),

@@ -54,3 +54,7 @@ class Dense(Operator):
     @property
     def nbytes(self):
         return self.W.nbytes
+
+    @property
+    def nnz(self):
+        return self.W.size * self.repeat

@@ -99,6 +99,10 @@ class Selection(Operator):
     def nbytes(self):
         return self.winners.nbytes
 
+    @property
+    def nnz(self):
+        return self.shape[0]
+
     def spatial_indices(self, channels: int) -> np.ndarray:
         """PyTorch's ``return_indices``: each winner as a flat index within its channel's
         plane, ``(channels * L, N)`` (rows ``(c, l)``, one column per example)."""

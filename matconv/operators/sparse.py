@@ -70,6 +70,10 @@ class SparseOperator(Operator):
         return self.csr(transpose=True).copy()
 
     @property
+    def nnz(self):
+        return self.csr().nnz
+
+    @property
     def nbytes(self) -> int:
         return sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
                    for m in self._variants.values())
