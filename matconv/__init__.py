@@ -7,8 +7,9 @@ The public API lives here. Layers are in :mod:`matconv.nn`.
 >>> A.shape
 (4, 16)
 """
-from . import (batches, checkpoint, data, interop, models, nn, operators, optim, plot, spectral,
-               train)
+from . import (animation, batches, checkpoint, data, interop, models, nn, operators, optim, page,
+               plot, spectral, train)
+from .animation import animate
 from .composition import compose, jacobian, receptive_field, receptive_field_size
 from .export import load_matrix, save_matrix
 from .geometry import ConvGeometry, PoolGeometry, conv_output_size, conv_transpose_output_size
@@ -66,6 +67,9 @@ __all__ = [
     "save_matrix",
     "load_matrix",
     "interop",
+    "animation",
+    "animate",
+    "page",
     "from_torch",
     "to_torch",
     "matrix_of",

@@ -147,16 +147,19 @@ def receptive_field(model, input_shape, output_index) -> ReceptiveField:
     >>> receptive_field(stack, (1, 32), (0, 10)).extent
     (15,)
     """
-    input_shape = tuple(input_shape)
     model = _as_module(model)
+    input_shape = check_input_shape(model, input_shape, "receptive_field")
     try:
         M, linear = compose(model, input_shape), True
     except NotLinearError:  # not a fixed linear map: which inputs *can* reach, with no weights
         M, linear = compose(model, input_shape, support=True), False
     out_shape = tuple(model.output_shape(input_shape))
-    if isinstance(output_index, tuple):
+    if isinstance(output_index, tuple) and len(output_index) == len(out_shape) and all(
+            isinstance(i, (int, np.integer)) and 0 <= i < n
+            for i, n in zip(output_index, out_shape)):
         output_index = int(np.ravel_multi_index(output_index, out_shape))
-    if not 0 <= output_index < M.shape[0]:
+    if isinstance(output_index, bool) or not isinstance(output_index, (int, np.integer)) \
+            or not 0 <= output_index < M.shape[0]:
         raise ValueError(f"output_index must address one of the {M.shape[0]} outputs of shape "
                          f"{out_shape}, got {output_index}")
     row = M[[output_index]].tocoo()

@@ -19,30 +19,34 @@ __all__ = ["float_dtype", "check_float_array", "batched_input", "to_batch_last",
            "from_batch_last", "columns"]
 
 _FLOATS = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+_FLOAT_NAMES = {**_FLOATS, "f4": _FLOATS["float32"], "f": _FLOATS["float32"],
+                "f8": _FLOATS["float64"], "d": _FLOATS["float64"]}
 
 
 def float_dtype(dtype) -> np.dtype:
     """``dtype`` as ``np.float32`` or ``np.float64``; ``TypeError`` for anything else.
 
-    Accepts numpy dtypes and scalar types, their names, and torch's ``float32``/``float64``
-    (by name, without importing torch).
+    Accepts numpy dtypes and scalar types, their names (``'float32'``, ``'f4'``, ``'f'``, ...),
+    and torch's ``float32``/``float64`` (by name, without importing torch).
 
     >>> float_dtype("float32"), float_dtype(np.float64)
     (dtype('float32'), dtype('float64'))
     """
-    name = str(dtype).removeprefix("torch.") if type(dtype).__module__ == "torch" else None
-    if name in _FLOATS:
-        return _FLOATS[name]
-    if isinstance(dtype, (str, type, np.dtype)) and not isinstance(dtype, bool):
+    if type(dtype).__module__ == "torch":
+        dtype = str(dtype).removeprefix("torch.")
+    if isinstance(dtype, str):
+        dt = _FLOAT_NAMES.get(dtype)
+    elif isinstance(dtype, (type, np.dtype)):
         try:
             dt = np.dtype(dtype)
-        except TypeError:
+        except Exception:  # numpy raises several kinds for what is not a dtype
             dt = None
-        if dt is not None and dt.name in _FLOATS and (not isinstance(dtype, str)
-                                                      or dtype in _FLOATS or dtype in "fd"):
-            return dt
-    raise TypeError(f"dtype must be np.float32 or np.float64 (or 'float32'/'float64'), got "
-                    f"{dtype!r}")
+    else:
+        dt = None
+    if dt is None or dt.name not in _FLOATS:
+        raise TypeError(f"dtype must be np.float32 or np.float64 (or 'float32'/'float64'), got "
+                        f"{dtype!r}")
+    return dt
 
 
 def check_float_array(x, name: str, dtype) -> np.ndarray:

@@ -43,7 +43,8 @@ def set_memory_budget(nbytes) -> int:
     global _budget
     if nbytes is not None and (isinstance(nbytes, bool) or not isinstance(nbytes, int)
                                or nbytes <= 0):
-        raise ValueError(f"memory budget must be a positive int of bytes or None, got {nbytes!r}")
+        raise ValueError(f"nbytes (the memory budget) must be a positive int of bytes or None, got "
+                         f"{nbytes!r}")
     previous = get_memory_budget()
     _budget = nbytes
     return previous

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .geometry import ConvGeometry, as_tuple
+from .geometry import ConvGeometry, as_shape, as_tuple
 from .lowering import conv_structure, unfold_matrix
 from .memory import check_memory
 from .operators import Conv, Transposed
@@ -49,7 +49,8 @@ def weight_index_matrix(weight_shape, input_shape, stride=1, padding=0, dilation
     array([[ 0,  1,  2, -1],
            [-1,  0,  1,  2]])
     """
-    weight_shape, input_shape = tuple(weight_shape), tuple(input_shape)
+    weight_shape = as_shape(weight_shape, "weight_shape")
+    input_shape = as_shape(input_shape, "input_shape")
     geometry = ConvGeometry(input_shape[0], weight_shape[0], weight_shape[2:], stride, padding,
                             dilation, groups, padding_mode)
     if geometry.weight_shape != weight_shape:

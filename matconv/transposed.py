@@ -8,9 +8,12 @@ matching convolution's input gradient; this function computes it through the sam
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .geometry import ConvGeometry, as_tuple, check_output_padding
+from .memory import check_memory
 from .operators import conv_plan
 
 __all__ = ["transposed_conv_direct"]
@@ -57,6 +60,8 @@ def transposed_conv_direct(x, weight, stride=1, padding=0, output_padding=0, dil
     N, C_in, spatial = x.shape[0], x.shape[1], x.shape[2:]
     # 1. zeros between input cells (s - 1 each) and output_padding extra cells at the end
     grown = tuple((i - 1) * si + 1 + ai for i, si, ai in zip(spatial, s, a))
+    check_memory(N * C_in * math.prod(grown) * 8, f"the zero-inserted input {(N, C_in, *grown)}",
+                 "use a smaller stride or input")
     z = np.zeros((N, C_in, *grown))
     z[(slice(None), slice(None)) + tuple(slice(0, (i - 1) * si + 1, si)
                                          for i, si in zip(spatial, s))] = x

@@ -12,19 +12,14 @@ The formulas are those of Dumoulin & Visin, "A guide to convolution arithmetic f
 padding modes (``'zeros'``, ``'reflect'``, ``'replicate'``, ``'circular'``) are one table,
 :data:`PADDING_MODES`. Nothing here allocates an array that scales with a size.
 """
-from .arithmetic import (
-                         as_tuple,
-                         check_output_padding,
-                         conv_output_size,
-                         conv_transpose_output_size,
-                         output_length,
-)
+from .arithmetic import (as_shape, as_tuple, check_output_padding, conv_output_size,
+                         conv_transpose_output_size, output_length)
 from .conv import ConvGeometry
 from .padding import PADDING_MODES, PADDING_STRINGS, PaddingMode, padding_pairs
 from .pool import PoolGeometry, adaptive_output_size, resize_output_size
 
 __all__ = [
-    "as_tuple", "output_length", "check_output_padding", "conv_output_size",
+    "as_tuple", "as_shape", "output_length", "check_output_padding", "conv_output_size",
     "conv_transpose_output_size", "ConvGeometry", "PoolGeometry", "PADDING_MODES",
     "PADDING_STRINGS", "PaddingMode", "padding_pairs", "adaptive_output_size",
     "resize_output_size",

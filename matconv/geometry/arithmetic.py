@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numbers
 
-__all__ = ["is_int", "as_tuple", "output_length", "check_output_padding", "conv_output_size",
+__all__ = ["is_int", "as_tuple", "as_shape", "output_length", "check_output_padding",
+           "conv_output_size",
            "conv_transpose_output_size"]
 
 
@@ -40,6 +41,23 @@ def as_tuple(value, ndim: int, name: str, minimum: int = 1) -> tuple[int, ...]:
         raise ValueError(f"{name} must be at most 2**40 in every dimension (a size whose index "
                          f"arithmetic fits in int64), got {value!r}")
     return items
+
+
+def as_shape(value, name: str = "input_shape") -> tuple[int, ...]:
+    """``value`` as a shape: a non-empty tuple of positive ints, or an error naming ``name``.
+
+    >>> as_shape([1, 4, 4])
+    (1, 4, 4)
+    """
+    if not isinstance(value, (tuple, list)) or not value:
+        raise TypeError(f"{name} must be a non-empty tuple of positive ints, e.g. (C, H, W) of "
+                        f"one example, got {value!r}")
+    for v in value:
+        if not is_int(v):
+            raise TypeError(f"{name} must hold ints, got {value!r}")
+        if not 1 <= v <= MAX_SIZE:
+            raise ValueError(f"{name} must hold sizes from 1 to 2**40, got {value!r}")
+    return tuple(int(v) for v in value)
 
 
 def output_length(i: int, k: int, s: int = 1, before: int = 0, after: int = 0, d: int = 1,

@@ -41,7 +41,8 @@ def set_cache_limit(nbytes) -> int:
     global _limit
     if nbytes is not None and (isinstance(nbytes, bool) or not isinstance(nbytes, int)
                                or nbytes < 0):
-        raise ValueError(f"cache limit must be an int of bytes >= 0 or None, got {nbytes!r}")
+        raise ValueError(f"nbytes (the cache limit) must be an int of bytes >= 0 or None, got "
+                         f"{nbytes!r}")
     previous = cache_limit()
     with _lock:
         _limit = nbytes

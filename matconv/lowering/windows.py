@@ -86,6 +86,8 @@ def combine_tables(tables, input_size, weights=None):
 
 def resolve_output_size(geometry: ConvGeometry, input_size, output_size):
     """Validate sizes; ``output_size=None`` means every position the geometry has."""
+    if not isinstance(geometry, ConvGeometry):
+        raise TypeError(f"geometry must be a matconv.ConvGeometry, got {type(geometry).__name__}")
     input_size = geometry.check_input_size(input_size)
     natural = geometry.output_size(input_size)
     if output_size is None:

@@ -20,6 +20,12 @@ __all__ = ["Residual", "ResidualBlock", "Concat", "WaveNetBlock", "WaveNetStack"
 _CONVS = {1: Conv1d, 2: Conv2d, 3: Conv3d}
 
 
+def _positive(name, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
 def _conv_class(ndim):
     if isinstance(ndim, bool) or not isinstance(ndim, numbers.Integral) or ndim not in _CONVS:
         raise ValueError(f"ndim must be 1, 2 or 3, got {ndim!r}")
@@ -122,7 +128,8 @@ class WaveNetBlock(Module):
                  rng=None, lowering="auto"):
         super().__init__()
         kw = dict(dtype=dtype, rng=rng, lowering=lowering)
-        self.channels = int(channels)
+        self.channels = _positive("channels", channels)
+        _positive("skip_channels", skip_channels)
         self.dilated = Conv1d(channels, 2 * channels, kernel_size, padding="causal",
                               dilation=dilation, **kw)
         self.tanh, self.sigmoid = Tanh(), Sigmoid()
@@ -154,8 +161,11 @@ class WaveNetStack(Module):
     def __init__(self, channels, skip_channels, dilations=(1, 2, 4, 8), kernel_size=2, *,
                  dtype=np.float32, rng=None, lowering="auto"):
         super().__init__()
-        if not dilations:
-            raise ValueError("dilations must name at least one block")
+        if not isinstance(dilations, (tuple, list)) or not dilations:
+            raise TypeError(f"dilations must be a non-empty tuple of positive ints, got "
+                            f"{dilations!r}")
+        for d in dilations:
+            _positive("dilations", d)
         self.blocks = ModuleList([WaveNetBlock(channels, skip_channels, kernel_size, d,
                                                dtype=dtype, rng=rng, lowering=lowering)
                                   for d in dilations])

@@ -58,7 +58,9 @@ def manual_seed(seed: int) -> None:
     >>> manual_seed(0)
     """
     global _rng
-    _rng = np.random.default_rng(seed)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    _rng = np.random.default_rng(int(seed))
 
 
 def default_rng() -> np.random.Generator:

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ..geometry import as_shape
 from ..memory import check_memory
 from .tape import ForwardRequiredError, no_grad, thread_flag
 from .tape import state as _state
@@ -38,12 +39,10 @@ def _dtype_of(module):
 
 def check_input_shape(module, input_shape, what: str) -> tuple:
     """``input_shape`` as a tuple of positive ints, or a ``ValueError`` naming ``what``."""
-    if not isinstance(input_shape, (tuple, list)) or not input_shape or not all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1
-            for s in input_shape):
+    if input_shape is None:
         raise ValueError(f"{type(module).__name__}.{what} needs input_shape, the shape (C, "
-                         f"*spatial) of one example as positive ints, got {input_shape!r}")
-    return tuple(int(s) for s in input_shape)
+                         f"*spatial) of one example")
+    return as_shape(input_shape, "input_shape")
 
 
 def example_input(module, input_shape, what: str) -> np.ndarray:

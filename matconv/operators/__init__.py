@@ -6,22 +6,6 @@ view that swaps them), ``matrix()`` (``scipy.sparse.csr_array``), ``linear_opera
 (``scipy.sparse.linalg.LinearOperator``) and ``@`` (a lazy product). Layers record the operator
 they applied; their backward is that operator's ``.T``.
 
-kind                   used by
-=====================  ======================================================================
-:class:`Conv`          convolutions (``A``) and transposed convolutions (``A.T``), both
-                       lowerings, with the weight gradient beside them
-:class:`SparseOperator`  fixed maps: average and adaptive pooling, upsampling
-:class:`Selection`     max pooling and maxout (built by the forward from the winners)
-:class:`Diagonal`      element-wise activations, dropout masks, elementwise products,
-                       evaluation-mode normalisation
-:class:`Dense`         ``Linear``
-:class:`SoftmaxJacobian`  softmax, log-softmax
-:class:`Normalization`  batch norm (training), layer norm, group norm
-:class:`Identity`, :class:`Sum`, :class:`Scaled`, :class:`Product`, :class:`BlockRow`
-                       flatten, residual additions, concatenation, composition
-:class:`Graph`         a whole recorded forward: backward is ``graph.T``
-=====================  ======================================================================
-=======
 The kinds, and the layers that use them:
 
 * :class:`Conv`: convolutions (``A``) and transposed convolutions (``A.T``), both lowerings,

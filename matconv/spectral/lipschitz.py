@@ -16,6 +16,7 @@ import numpy as np
 
 from .fourier import circular_reason, clip_fourier
 from .solvers import operator_norm, singular_values
+from ..geometry import as_shape
 from .sources import module_kind, leaves
 
 __all__ = [
@@ -110,7 +111,7 @@ def lipschitz_bound(model, input_shape, *, method="auto", tol=0.0) -> LipschitzB
     >>> lipschitz_bound(nn.Sequential(fc, nn.Sigmoid()), (2,)).bound
     0.75
     """
-    shape = tuple(input_shape)
+    shape = as_shape(input_shape, "input_shape")
     factors = []
     for i, m in enumerate(leaves(model)):
         kind = module_kind(m, shape)
@@ -203,7 +204,7 @@ def clip_operator_norm_(layer, input_shape, max_norm, *, method="rescale", itera
     >>> clip_operator_norm_(conv, (2, 6, 6), 0.5) <= 0.5
     True
     """
-    kind = module_kind(layer, tuple(input_shape))
+    kind = module_kind(layer, as_shape(input_shape, "input_shape"))
     if not kind.linear or kind.identity or not hasattr(layer, "weight"):
         raise TypeError(f"clip_operator_norm_ takes a layer with a weight and a fixed linear map "
                         f"(Conv*d, ConvTranspose*d, Linear), got {type(layer).__name__}")
@@ -214,7 +215,7 @@ def clip_operator_norm_(layer, input_shape, max_norm, *, method="rescale", itera
         raise ValueError(f"method must be 'rescale' or 'sedghi', got {method!r}")
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be a positive int, got {iterations!r}")
-    shape = tuple(input_shape)
+    shape = as_shape(input_shape, "input_shape")
     layer.output_shape(shape)  # checks input_shape against the layer
     if method == "sedghi":
         from ..nn import Conv1d, Conv2d, Conv3d

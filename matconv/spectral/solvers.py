@@ -36,7 +36,7 @@ WHICH = ("largest", "smallest", "all")
 
 
 def _check_which(which):
-    if which not in WHICH:
+    if not isinstance(which, str) or which not in WHICH:
         raise ValueError(f"which must be one of {WHICH}, got {which!r}")
     return which
 

@@ -35,7 +35,7 @@ def check_float_target(target, pred: np.ndarray) -> np.ndarray:
 
 
 def check_reduction(reduction) -> str:
-    if reduction not in REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     return reduction
 
