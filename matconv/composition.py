@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .nn import Module, Sequential
-from .nn.trace import NotLinearError, check_chain, check_input_shape, trace
+from .nn.trace import NotLinearError, check_input_shape, trace
 from .nn.trace import jacobian as _jacobian
 
 __all__ = ["compose", "jacobian", "receptive_field", "receptive_field_size", "ReceptiveField"]
@@ -74,7 +74,7 @@ def compose(model, input_shape, *, support: bool = False) -> sp.csr_array:
     model = _as_module(model)
     input_shape = check_input_shape(model, input_shape, "compose")
     if support:
-        check_chain(model, input_shape)  # refuse what cannot be built before any forward
+        model.check_factors(input_shape)  # refuse what cannot be built before any forward
         from .nn.trace import example_input
 
         x = example_input(model, input_shape, "compose")[0]

@@ -56,6 +56,7 @@ def format_bytes(nbytes: float) -> str:
     >>> format_bytes(3 * 2**20)
     '3.0 MiB'
     """
+    nbytes = float(min(nbytes, 2**80))  # a size past a million TiB prints as one
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if nbytes < 1024 or unit == "TiB":
             return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"

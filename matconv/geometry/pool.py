@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .arithmetic import as_tuple, is_int, output_length
+from .arithmetic import MAX_SIZE, as_tuple, is_int, output_length
 from .conv import ConvGeometry
 
 __all__ = ["PoolGeometry", "adaptive_output_size", "resize_output_size", "pool_shorthand",
@@ -150,6 +150,9 @@ def resize_output_size(size, scale_factor, input_size) -> tuple:
     scales = tuple(float(s) for s in scales)
     if not all(math.isfinite(s) and s > 0 for s in scales):
         raise ValueError(f"scale_factor must be finite and > 0, got {scale_factor!r}")
+    if any(n * s > MAX_SIZE for n, s in zip(input_size, scales)):
+        raise ValueError(f"scale_factor {scale_factor!r} gives an output size over 2**40 for "
+                         f"input size {tuple(input_size)}")
     out = tuple(int(math.floor(n * s)) for n, s in zip(input_size, scales))
     if min(out) < 1:
         raise ValueError(f"scale_factor {scale_factor!r} gives an empty output for input size "

@@ -106,6 +106,12 @@ class Sequential(_ModuleSequence):
             shape = tuple(m.output_shape(shape))
         return shape
 
+    def check_factors(self, input_shape) -> None:
+        shape = tuple(input_shape)
+        for m in self:
+            m.check_factors(shape)
+            shape = tuple(m.output_shape(shape))
+
     def operator(self, input_shape=None):
         """The lazy product of the modules' operators, for a chain of fixed linear maps: no
         forward runs and nothing is built until ``matrix()`` (which estimates first)."""

@@ -213,6 +213,18 @@ class Module(Registry):
 
         return jacobian(self, x)
 
+    def check_factors(self, input_shape) -> None:
+        """Raise ``ValueError`` if a fixed factor of this module's Jacobian could not be built
+        (an estimate against the memory budget: nothing is built). A chain checks each layer's
+        operator; other modules have nothing to check before their forward."""
+        if self._primitive:
+            try:
+                op = self.operator(tuple(input_shape))
+            except ValueError:  # data dependent (no forward yet, or another shape): the
+                return          # forward gives its factor
+            if op.fixed:
+                op.check_matrix()
+
     def output_shape(self, input_shape) -> tuple:
         """Shape of one example's output for one example of ``input_shape``."""
         from .trace import traced_output_shape

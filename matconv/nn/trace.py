@@ -88,24 +88,6 @@ def fixed_operator(layer, input_shape, model):
     return op
 
 
-def check_chain(module, input_shape) -> None:
-    """Before a chain's forward, refuse a Jacobian whose fixed factors could not be built."""
-    from .container import Sequential
-
-    if not isinstance(module, Sequential):
-        return
-    shape = tuple(input_shape)
-    for m in module:
-        if m._primitive or isinstance(m, Sequential):
-            try:
-                op = m.operator(shape)
-            except ValueError:  # data dependent (no forward yet, or another shape): the
-                op = None       # forward gives its factor
-            if op is not None and op.fixed:
-                op.check_matrix()
-        shape = tuple(m.output_shape(shape))
-
-
 def traced_output_shape(module, input_shape) -> tuple:
     """The output shape of one example, from a forward on zeros that records nothing."""
     x = example_input(module, input_shape, "output_shape()")
@@ -126,7 +108,7 @@ def jacobian(module, x, *, support: bool = False):
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiub":
         raise TypeError(f"x must be a real numeric ndarray of one example (C, *spatial), got "
                         f"{getattr(x, 'dtype', type(x).__name__)}")
-    check_chain(module, x.shape)
+    module.check_factors(x.shape)
     dtype = _dtype_of(module)
     module(np.asarray(x, dtype=dtype if x.dtype.kind != "f" else x.dtype)[None])
     graph = module._need_span("jacobian").graph()
