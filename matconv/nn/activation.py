@@ -77,10 +77,13 @@ class _Elementwise(_Pointwise):
     def forward(self, x):
         x = self._check(x)
         batched = self._batched(x)
+        # element-wise, so computed on the contiguous batch-last matrix (free for a layer's
+        # output): strided 4-D views make numpy's ufuncs and casts several times slower
+        X = columns(x, batched)
         with np.errstate(all="ignore"):  # IEEE results (inf, NaN) without warnings, as PyTorch
-            y, deriv = self._apply(x)
-        op = Diagonal(columns(deriv, batched), fixed=False) if self._recording() else None
-        return self._record(op, y, batched)
+            Y, deriv = self._apply(X)
+        op = Diagonal(deriv, fixed=False) if self._recording() else None
+        return self._emit(op, Y, x.shape if batched else (1, *x.shape), batched)
 
     def derivative(self) -> np.ndarray:
         """``f'(x)`` at the last forward's input, shaped like it."""
