@@ -4,27 +4,39 @@ A :class:`ConvPlan` is one geometry on one input size in one lowering: it reads 
 structure (``S`` or ``A``, from :mod:`matconv.lowering`) and owns the working buffers of its batch
 sizes. ``plan.at(weight)`` is the operator ``A`` for that weight:
 
-==================  ===========================  =================================
-product             ``'im2col'``                 ``'sparse'``
-==================  ===========================  =================================
-``matmat``          ``Y = W (S X)``              ``Y = A X``
-``rmatmat``         ``dX = S.T (W.T dY)``        ``dX = A.T dY``
-``weight_grad``     ``dW = dY (S X).T``          ``dW = dY (S X).T`` (see below)
-==================  ===========================  =================================
+==================  ==================================  =================================
+product             ``'im2col'``                        ``'sparse'``
+==================  ==================================  =================================
+``matmat``          ``Y = W (S X)``                     ``Y = A X``
+``rmatmat``         ``dX = W' (S' dY)`` or              ``dX = A.T dY``
+                    ``dX = S.T (W.T dY)`` (see below)
+``weight_grad``     ``dW = dY (S X).T``                 ``dW = dY (S X).T`` (see below)
+==================  ==================================  =================================
 
 A convolution layer applies ``op`` and its backward is ``op.T``; a transposed convolution applies
 ``op.T`` and its backward is ``op``. Both lowerings give the same numbers.
+
+**How the im2col products run.** ``S X`` is never built whole: it is gathered one cache-sized
+block of positions at a time and multiplied while still in cache, the blocks shared among threads
+(:mod:`~matconv.operators.blocked`). For a stride-1 convolution with zero padding the input
+gradient ``A.T dY`` is itself a convolution, ``W' (S' dY)``: ``S'`` gathers, for each input
+position and tap, the output position that read it (:func:`~matconv.lowering.transpose_window`)
+and ``W'`` is the weight with its two channel axes swapped; it is the same matrix ``A.T``
+(the tests check it entry by entry), evaluated without a scatter. Other input gradients
+(strides, mirrored or wrapped padding) are ``S.T (W.T dY)``, the ``S.T`` product split by rows
+among the threads.
 
 **Weight gradient of the sparse lowering.** The gradient of ``A = sum_m w_m E_m`` (``E_m`` the 0/1
 pattern of weight ``m``, read off the weight-index map) is the sampled product
 ``dW_m = sum_n dy_n^T E_m x_n``. Because ``E_m`` for the tap ``(o, c, k)`` is row block ``o``
 picking row ``(c, k)`` of ``S``, that sum is entry ``(o, (c, k))`` of ``dY (S X)^T``: the sampled
-product evaluated as one GEMM (3-4x cheaper than sampling every nonzero). The test suite checks it
-against the literal sum over the weight-index map.
+product evaluated as the same blocked GEMM. The test suite checks it against the literal sum over
+the weight-index map.
 
-**Buffers.** The unfolded input ``S X`` a forward keeps for the weight gradient is a buffer taken
-from the plan's pool and given back only when the record that holds it is released, so nothing
-another call does (a second use of the layer, a ``linear_operator`` product) can change it.
+**Buffers.** A forward that is recorded keeps a copy of its input ``X`` for the weight gradient
+(a ninth of ``S X`` for a 3x3 kernel), in a buffer taken from the plan's pool and given back only
+when the record that holds it is released, so nothing another call does (a second use of the
+layer, a ``linear_operator`` product, the caller editing ``X``) can change it.
 """
 from __future__ import annotations
 
@@ -38,12 +50,14 @@ from ..lowering import (
     cached,
     conv_matrix_nbytes,
     conv_structure,
+    gather_blocks,
     resolve_output_size,
     unfold_nbytes,
     unfold_structure,
 )
 from ..memory import check_memory
 from .base import Operator
+from .blocked import block_edges, blocked_product, blocked_weight_grad, scatter_rows
 
 __all__ = ["LOWERINGS", "ConvPlan", "Conv", "conv_plan", "BufferPool", "gather_rows"]
 
@@ -139,6 +153,8 @@ class ConvPlan:
                          "use a smaller input")
         self.pool = BufferPool()
         self._sparse = {}  # 'A' / 'AT' -> (weight it was gathered from, CSR matrix)
+        # A.T is the convolution W' S' (no scatter) for stride 1 and zero padding
+        self.transposable = g.padding_mode == "zeros" and all(s == 1 for s in g.stride)
 
     @property
     def shape(self) -> tuple:
@@ -186,6 +202,17 @@ class ConvPlan:
                                         else s.matrix(weight))
         return have[1]
 
+    def blocks(self, kind: str, columns: int, itemsize: int):
+        """The blocked gather table of ``S`` (``kind='unfold'``) or ``S'`` (``'transpose'``)
+        for ``columns`` examples of ``itemsize`` bytes (cached per block layout)."""
+        g = self.geometry
+        if kind == "unfold":
+            positions, rows = math.prod(self.output_size), self.n_cols_rows
+        else:
+            positions, rows = math.prod(self.input_size), g.out_channels * g.kernel_numel
+        return gather_blocks(g, self.input_size, self.output_size, kind,
+                             block_edges(positions, rows, columns, itemsize))
+
     def at(self, weight: np.ndarray) -> Conv:
         """The operator ``A`` of this plan for ``weight`` (shape ``geometry.weight_shape``)."""
         return Conv(self, weight)
@@ -228,7 +255,7 @@ class Conv(Operator):
     """The convolution ``A`` of a plan, bound to a copy of its weight.
 
     ``matmat`` is the convolution, ``rmatmat`` its input gradient (and the transposed
-    convolution); :meth:`apply` also keeps the unfolded input the weight gradient needs.
+    convolution); :meth:`apply` also keeps the copy of the input the weight gradient needs.
 
     >>> op = conv_plan(ConvGeometry(1, 1, 2, ndim=1), (3,)).at(np.array([[[1.0, 10.0]]]))
     >>> op.T.matmat(np.array([[1.0], [2.0]])).ravel()          # the transposed convolution
@@ -252,6 +279,7 @@ class Conv(Operator):
         self.plan = plan
         self.weight = weight.copy()  # the map applied, whatever later edits of the layer do
         self.shape, self.dtype = plan.shape, weight.dtype
+        self._swapped = None
 
     def __repr__(self) -> str:
         g = self.plan.geometry
@@ -259,65 +287,89 @@ class Conv(Operator):
                 f" lowering={self.plan.lowering!r}>")
 
     def _w(self) -> np.ndarray:
-        return self.weight.reshape(self.weight.shape[0], -1)
+        """``W`` per group: ``(G, C_out/G, C_in/G * K)``."""
+        g = self.plan.geometry
+        return self.weight.reshape(g.groups, g.out_channels // g.groups, -1)
+
+    def _w_swapped(self) -> np.ndarray:
+        """``W'`` per group, ``(G, C_in/G, C_out/G * K)``: the weight of ``A.T = W' S'``."""
+        if self._swapped is None:
+            g = self.plan.geometry
+            G, K = g.groups, g.kernel_numel
+            w = self.weight.reshape(G, g.out_channels // G, g.in_channels // G, K)
+            self._swapped = np.ascontiguousarray(w.transpose(0, 2, 1, 3)).reshape(
+                G, g.in_channels // G, -1)
+        return self._swapped
+
+    def _output(self, rows: int, columns: int, what: str) -> np.ndarray:
+        check_memory(rows * columns * self.dtype.itemsize, f"{what} ({rows} x {columns})",
+                     "use a smaller batch")
+        return np.empty((rows, columns), dtype=self.dtype)
 
     # ---- products
     def apply(self, X: np.ndarray, keep: bool = True):
-        """``(A X, saved)``: ``saved`` is what :meth:`weight_grad` needs (the unfolded input
-        under ``'im2col'``, ``X`` itself under ``'sparse'``); without ``keep`` it is ``None``
-        and the buffer goes straight back to the pool."""
-        X = self._check(X, self.shape[1], "apply")
+        """``(A X, saved)``: ``saved`` is what :meth:`weight_grad` needs (a copy of ``X`` in a
+        pooled buffer; give it back with :meth:`release`), ``None`` without ``keep``."""
+        X = np.ascontiguousarray(self._check(X, self.shape[1], "apply"))
         plan = self.plan
+        saved = plan.pool.take(X.shape, X.dtype, f"the saved input of {X.shape[1]} examples") \
+            if keep else None
         if plan.lowering == "sparse":
-            return plan.sparse_matrix(self.weight, transpose=False) @ X, (X if keep else None)
-        cols = plan.unfold_batch(X)
-        Y = _grouped_matmul(self._w(), cols, plan.geometry.groups).reshape(self.shape[0], -1)
-        if not keep:
-            plan.release(cols)
-            cols = None
-        return Y, cols
+            if saved is not None:
+                np.copyto(saved, X)
+            A = plan.sparse_matrix(self.weight, transpose=False)
+            return scatter_rows(A, X, self._output(A.shape[0], X.shape[1], "the output")), saved
+        Y = self._output(self.shape[0], X.shape[1], "the output")
+        blocks = plan.blocks("unfold", X.shape[1], X.dtype.itemsize)
+        blocked_product(self._w(), X, blocks, Y.reshape(plan.geometry.out_channels, -1),
+                        plan.pool, save=saved)
+        return Y, saved
 
     def _matmat(self, X):
         return self.apply(X, keep=False)[0]
 
     def _rmatmat(self, dY):
-        plan = self.plan
+        plan, g = self.plan, self.plan.geometry
+        dY = np.ascontiguousarray(dY)
+        dX = self._output(self.shape[1], dY.shape[1], "the input gradient")
         if plan.lowering == "sparse":
-            return plan.sparse_matrix(self.weight, transpose=True) @ dY
-        dcols = _grouped_matmul(self._w(), dY.reshape(self.weight.shape[0], -1),
-                                plan.geometry.groups, transpose_a=True)
-        return plan.unfold_t(dY.dtype) @ dcols.reshape(plan.unfold_rows, dY.shape[1])
+            return scatter_rows(plan.sparse_matrix(self.weight, transpose=True), dY, dX)
+        if plan.transposable:
+            blocks = plan.blocks("transpose", dY.shape[1], dY.dtype.itemsize)
+            blocked_product(self._w_swapped(), dY, blocks, dX.reshape(g.in_channels, -1),
+                            plan.pool)
+            return dX
+        # S.T (W.T dY): the columns of every position, then their sum into the input cells
+        dcols = plan.pool.take((plan.unfold_rows, dY.shape[1]), dY.dtype,
+                               f"the unfolded gradient of {dY.shape[1]} examples")
+        try:
+            W = self._w()
+            np.matmul(W.transpose(0, 2, 1), dY.reshape(g.groups, W.shape[1], -1),
+                      out=dcols.reshape(g.groups, W.shape[2], -1))
+            return scatter_rows(plan.unfold_t(dY.dtype), dcols, dX)
+        finally:
+            plan.pool.give(dcols)
 
     def unfold(self, X: np.ndarray) -> np.ndarray:
         """``S X`` in a pooled buffer (give it back with :meth:`release`)."""
         return self.plan.unfold_batch(self._check(X, self.shape[1], "unfold"))
 
     def release(self, saved) -> None:
-        """Give back what :meth:`apply` or :meth:`unfold` kept (no-op for the sparse lowering)."""
-        if saved is not None and self.plan.lowering == "im2col":
+        """Give back what :meth:`apply` or :meth:`unfold` kept."""
+        if saved is not None:
             self.plan.release(saved)
 
     def weight_grad(self, saved: np.ndarray, dY: np.ndarray) -> np.ndarray:
         """``dW = dY (S X).T`` shaped like the weight (``saved`` from :meth:`apply`)."""
-        if self.plan.lowering == "sparse":
-            return self.input_weight_grad(saved, dY)
-        return self._dW(saved, dY)
+        return self.input_weight_grad(saved, dY)
 
     def input_weight_grad(self, X: np.ndarray, dY: np.ndarray) -> np.ndarray:
-        """``dW = dY (S X).T`` from the input ``X`` itself (unfolded into a pooled buffer)."""
-        cols = self.plan.unfold_batch(X)
-        try:
-            return self._dW(cols, dY)
-        finally:
-            self.plan.release(cols)
-
-    def _dW(self, cols, dY):
-        g = self.plan.geometry
-        # computed as (cols dY.T).T: OpenBLAS runs this orientation of the long-K product
-        # 1.2-1.7x faster than dY cols.T (benchmarks/README.md)
-        dW_t = _grouped_matmul(cols, dY.reshape(g.out_channels, -1), g.groups,
-                               transpose_b=True)  # (G*CgK, m)
-        dW = dW_t.reshape(g.groups, -1, g.out_channels // g.groups).transpose(0, 2, 1)
+        """``dW = dY (S X).T`` from the input ``X`` itself, ``S X`` gathered block by block."""
+        plan, g = self.plan, self.plan.geometry
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        dY = np.ascontiguousarray(dY, dtype=self.dtype)
+        blocks = plan.blocks("unfold", X.shape[1], X.dtype.itemsize)
+        dW = blocked_weight_grad(X, dY.reshape(g.out_channels, -1), blocks, g.groups, plan.pool)
         return dW.reshape(g.weight_shape)
 
     # ---- matrices
@@ -326,19 +378,3 @@ class Conv(Operator):
 
     def _matrix_t(self, example):
         return self.plan.conv.matrix_t(self.weight, copy=True)
-
-
-def _grouped_matmul(a, b, groups, transpose_a=False, transpose_b=False):
-    """Block-diagonal product: group ``g`` of ``a``'s rows times group ``g`` of ``b``'s rows.
-
-    ``a`` is ``(G*m, k)`` (or ``(G*k, m)`` transposed), ``b`` is ``(G*k, n)`` (or ``(G*n, k)``);
-    with ``groups=1`` this is one GEMM.
-    """
-    if groups == 1:
-        return (a.T if transpose_a else a) @ (b.T if transpose_b else b)
-    a3 = a.reshape(groups, -1, a.shape[1])
-    b3 = b.reshape(groups, -1, b.shape[1])
-    a3 = a3.transpose(0, 2, 1) if transpose_a else a3
-    b3 = b3.transpose(0, 2, 1) if transpose_b else b3
-    out = np.matmul(a3, b3)
-    return out.reshape(-1, out.shape[2])

@@ -1,0 +1,152 @@
+"""The im2col products evaluated block by block: gather ``S_b X`` for a block of positions, use
+it in its GEMM while it is still in cache, go on to the next block.
+
+Materialising the whole unfolded input ``S X`` (nine times the input for a 3x3 kernel) and reading
+it back from memory cost as much as the GEMM itself on the larger layers; a block of at most
+:data:`BLOCK_BYTES` stays in the core's cache between its gather and its GEMM (measured in
+``benchmarks/profile_conv.py``: the forward of config F 1.9x faster on one core). Blocks are
+independent, so they are shared among threads (:mod:`~matconv.operators.parallel`), each with
+its own block buffer, each making only GEMM calls small enough to stay on its own thread.
+
+* :func:`blocked_product`: ``out[:, block] = W_g (S_b X)`` for every block: the forward ``W (S X)``
+  and, with the transposed table, the input gradient ``W' (S' dY)`` of a stride-1 convolution;
+* :func:`blocked_weight_grad`: ``dW = sum_b dY_b (S_b X).T``;
+* :func:`scatter_rows`: ``S.T dcols`` as a CSR product split by rows among the threads, for the
+  input gradients that are not a convolution (strides, reflecting padding modes).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .parallel import gemm_into, gemm_sum, get_num_threads, run_shares, split_evenly
+
+try:  # CSR times dense, accumulating into a given output: what scipy's own product calls
+    from scipy.sparse._sparsetools import csr_matvecs
+except ImportError:  # pragma: no cover - a scipy without it: the public product, then a copy
+    csr_matvecs = None
+
+__all__ = ["BLOCK_BYTES", "MIN_SHARE_WORK", "block_edges", "blocked_product",
+           "blocked_weight_grad", "scatter_rows", "shares_for"]
+
+#: bytes of one gathered block: with its slice of the GEMM's output it fits a core's L2 cache
+BLOCK_BYTES = 256 << 10
+#: multiply-adds below which a product is not worth sending to another thread
+MIN_SHARE_WORK = 2_000_000
+
+
+def shares_for(work: float, blocks: int) -> int:
+    """Threads to use for ``work`` multiply-adds in ``blocks`` blocks (one when it is small)."""
+    return max(1, min(get_num_threads(), blocks, int(work // MIN_SHARE_WORK)))
+
+
+def block_edges(positions: int, rows: int, columns: int, itemsize: int) -> tuple:
+    """Edges cutting ``positions`` into blocks of at most :data:`BLOCK_BYTES` gathered bytes
+    (``rows`` x ``columns`` per position), at least one per thread, a multiple of the threads.
+
+    >>> block_edges(10, 1, 1, 8)[-1]
+    10
+    """
+    threads = get_num_threads()
+    per_block = max(1, BLOCK_BYTES // max(1, rows * columns * itemsize))
+    count = max(math.ceil(positions / per_block), min(threads, positions))
+    count = min(positions, -(-count // threads) * threads)
+    return tuple(split_evenly(positions, max(1, count)))
+
+
+def _gather(X: np.ndarray, blocks, b: int, buf: np.ndarray) -> np.ndarray:
+    """``S_b X`` as ``(rows, width * N)`` in ``buf`` (rows without a source zeroed)."""
+    table = blocks.tables[b]
+    rows, width = table.shape
+    out = buf[:rows * width * X.shape[1]].reshape(rows, width, X.shape[1])
+    np.take(X, table, axis=0, out=out, mode="clip")  # 'clip': no buffered copy
+    pads = blocks.pads[b]
+    if pads.size:
+        out.reshape(rows * width, -1)[pads] = 0
+    return out.reshape(rows, -1)
+
+
+def _take_buffer(pool, blocks, X):
+    return pool.take((blocks.rows * blocks.widest * X.shape[1],), X.dtype, "a gathered block")
+
+
+def blocked_product(weight: np.ndarray, X: np.ndarray, blocks, out: np.ndarray, pool,
+                    save: np.ndarray = None) -> np.ndarray:
+    """``out[:, block] = weight[g] @ (S_b X)[g]`` for every block ``b`` and group ``g``.
+
+    ``weight`` is ``(G, m, k)``, ``X`` ``(n_src, N)`` C-contiguous, ``out`` ``(G * m,
+    positions * N)``. ``save``, if given, receives a copy of ``X`` (each thread copies its share
+    of the rows).
+    """
+    G, m, k = weight.shape
+    N = X.shape[1]
+    count = len(blocks.tables)
+    shares = shares_for(m * G * k * out.shape[1], count)
+    parts = split_evenly(count, shares)
+    rows = split_evenly(X.shape[0], shares)
+
+    def share(i):
+        if save is not None:
+            save[rows[i]:rows[i + 1]] = X[rows[i]:rows[i + 1]]
+        buf = _take_buffer(pool, blocks, X)
+        try:
+            for b in range(parts[i], parts[i + 1]):
+                cols = _gather(X, blocks, b, buf)
+                lo, hi = blocks.edges[b] * N, blocks.edges[b + 1] * N
+                gemm_into(weight, cols.reshape(G, k, -1), out[:, lo:hi].reshape(G, m, -1),
+                          small=shares > 1)
+        finally:
+            pool.give(buf)
+
+    run_shares(share, shares)
+    return out
+
+
+def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool) -> np.ndarray:
+    """``dW = dY (S X).T`` as ``(G, m, k)``: ``sum_b dY_b (S_b X).T``, a sum per thread."""
+    N = X.shape[1]
+    rows = blocks.rows
+    G, m, k = groups, dY.shape[0] // groups, rows // groups
+    count = len(blocks.tables)
+    shares = shares_for(G * m * k * dY.shape[1], count)
+    parts = split_evenly(count, shares)
+
+    def share(i):
+        total = np.zeros((G, m, k), dtype=dY.dtype)
+        buf = _take_buffer(pool, blocks, X)
+        try:
+            for b in range(parts[i], parts[i + 1]):
+                cols = _gather(X, blocks, b, buf).reshape(G, k, -1)
+                lo, hi = blocks.edges[b] * N, blocks.edges[b + 1] * N
+                total += gemm_sum(dY[:, lo:hi].reshape(G, m, -1), cols.transpose(0, 2, 1),
+                                  small=shares > 1)
+        finally:
+            pool.give(buf)
+        return total
+
+    return sum(run_shares(share, shares))
+
+
+def scatter_rows(matrix, dense: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[...] = matrix @ dense`` for a CSR ``matrix``, split by rows (of equal nonzeros)
+    among the threads; ``out`` must be C-contiguous (it is overwritten)."""
+    dense = np.ascontiguousarray(dense)
+    indptr = matrix.indptr
+    shares = shares_for(matrix.nnz * dense.shape[1], matrix.shape[0])
+    cuts = np.searchsorted(indptr, np.array(split_evenly(matrix.nnz, shares)), side="left")
+    cuts[0], cuts[-1] = 0, matrix.shape[0]
+
+    def share(i):
+        lo, hi = int(cuts[i]), int(cuts[i + 1])
+        if hi <= lo:
+            return
+        if csr_matvecs is None:  # pragma: no cover
+            out[lo:hi] = matrix[lo:hi] @ dense
+            return
+        out[lo:hi] = 0
+        csr_matvecs(hi - lo, matrix.shape[1], dense.shape[1], indptr[lo:hi + 1],
+                    matrix.indices, matrix.data, dense.ravel(), out[lo:hi].ravel())
+
+    run_shares(share, shares)
+    return out
