@@ -1,19 +1,16 @@
-"""Gather tables cut into blocks of positions, so that ``S X`` is built one cache-sized block at a
-time and consumed by its GEMM before the next block is gathered.
+"""Gather tables and their transposes cut into blocks of positions, so that ``S X`` is built one
+cache-sized block at a time and consumed by its GEMM before the next block is gathered.
 
-Two tables describe the products of a convolution ``A = W S``:
-
-* the **unfold table** of ``S`` (:func:`~matconv.lowering.window_index` repeated over the input
-  channels): row ``(c, k)`` of block ``b`` lists, for each position of the block, the input row
-  that tap ``k`` reads in channel ``c``;
-* the **transposed unfold table** of ``S'`` (:func:`transpose_window`): for a stride-1,
-  zero-padded convolution, ``A.T = W' S'`` is itself a convolution, of the output gradient with
-  the weight read the other way: input position ``h`` receives, through tap ``k``, output position
-  ``h + p - k d``. ``S'`` gathers those rows, so the input gradient is a gather and a GEMM
-  that lands directly in the input's layout, with no scatter (col2im) at all.
-
-A table entry without a source (zero padding) is stored as row 0 and listed in the block's
-``pads``: the gather reads row 0 there and the caller zeroes those rows of its block.
+* :func:`gather_blocks`: the **unfold table** of ``S`` (:func:`~matconv.lowering.window_index`
+  repeated over the input channels) in blocks: row ``(c, k)`` of block ``b`` lists, for each
+  position of the block, the input row that tap ``k`` reads in channel ``c``. A table entry
+  without a source (zero padding) is stored as row 0 and listed in the block's ``pads``: the
+  gather reads row 0 there and the caller zeroes those rows of its block.
+* :func:`scatter_blocks`: the same blocks of ``S.T`` for **one channel**, each as a small CSR
+  matrix over the band of input rows the block's positions read. Every channel has the same
+  pattern shifted by its offset, so one matrix serves them all: the input gradient
+  ``S.T (W.T dY)`` is computed block by block and channel by channel, each thread owning whole
+  channels (so no two threads ever add into the same input row).
 """
 from __future__ import annotations
 
@@ -25,34 +22,10 @@ import numpy as np
 from ..geometry import ConvGeometry
 from ..memory import check_memory
 from .cache import cached
-from .windows import combine_tables, resolve_output_size, table_nbytes, window_index
+from .windows import resolve_output_size, window_index
 
-__all__ = ["GatherBlocks", "gather_blocks", "transpose_window", "block_table_nbytes"]
-
-
-def transpose_window(geometry: ConvGeometry, input_size, output_size=None):
-    """``(K, prod(input_size))``: the output position that reads input position ``h`` through tap
-    ``k`` (``h + p_before - k d`` per dimension), ``-1`` where there is none; ``None`` unless the
-    stride is 1 and the padding mode ``'zeros'`` (then ``A.T`` is not a convolution).
-
-    >>> g = ConvGeometry(1, 1, 3, ndim=1, padding=1)
-    >>> transpose_window(g, (4,))
-    array([[ 1,  2,  3, -1],
-           [ 0,  1,  2,  3],
-           [-1,  0,  1,  2]])
-    """
-    if geometry.padding_mode != "zeros" or any(s != 1 for s in geometry.stride):
-        return None
-    input_size, output_size = resolve_output_size(geometry, input_size, output_size)
-    check_memory(table_nbytes(geometry.kernel_numel, math.prod(input_size)),
-                 f"the transposed window table of a {geometry.kernel_size} kernel over "
-                 f"{math.prod(input_size)} input positions", "use a smaller input")
-    tables = []
-    for n, k, d, (before, _), o in zip(input_size, geometry.kernel_size, geometry.dilation,
-                                       geometry.padding, output_size):
-        pos = np.arange(n)[None, :] + before - np.arange(k)[:, None] * d
-        tables.append(np.where((pos >= 0) & (pos < o), pos, -1))
-    return combine_tables(tables, output_size)[0]
+__all__ = ["GatherBlocks", "ScatterBlocks", "gather_blocks", "scatter_blocks",
+           "block_table_nbytes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,17 +78,74 @@ def _blocks(window: np.ndarray, channels: int, source_rows: int, edges: tuple) -
     return GatherBlocks(tuple(edges), tuple(tables), tuple(pads))
 
 
-def gather_blocks(geometry: ConvGeometry, input_size, output_size, kind: str, edges: tuple
+def gather_blocks(geometry: ConvGeometry, input_size, output_size, edges: tuple
                   ) -> GatherBlocks:
-    """The cached blocks of the unfold table (``kind='unfold'``: source = the input, positions =
-    output positions) or of the transposed one (``kind='transpose'``: source = the output
-    gradient, positions = input positions), cut at ``edges``."""
+    """The cached blocks of the unfold table of ``geometry`` on ``input_size``, cut at ``edges``
+    (output positions)."""
     input_size, output_size = resolve_output_size(geometry, input_size, output_size)
-    key = ("blocks", kind, geometry, input_size, output_size, tuple(edges))
-    if kind == "unfold":
-        return cached(key, lambda: _blocks(window_index(geometry, input_size, output_size),
-                                           geometry.in_channels, math.prod(input_size), edges))
-    if kind == "transpose":
-        return cached(key, lambda: _blocks(transpose_window(geometry, input_size, output_size),
-                                           geometry.out_channels, math.prod(output_size), edges))
-    raise ValueError(f"kind must be 'unfold' or 'transpose', got {kind!r}")
+    return cached(("gather blocks", geometry, input_size, output_size, tuple(edges)),
+                  lambda: _blocks(window_index(geometry, input_size, output_size),
+                                  geometry.in_channels, math.prod(input_size), edges))
+
+
+@dataclass(frozen=True, eq=False)
+class ScatterBlocks:
+    """``S.T`` of one channel in blocks of output positions, each over the rows it reaches.
+
+    Attributes
+    ----------
+    taps : int
+        Taps of the kernel.
+    edges : tuple of int
+        Block ``b`` holds output positions ``edges[b]:edges[b + 1]``.
+    bands : tuple of (int, int)
+        Block ``b`` adds into input rows ``lo:hi`` of a channel.
+    indptr, indices : tuple of ndarray
+        CSR structure of block ``b``: ``(hi - lo) x (K * positions)``, columns ordered
+        ``(k, position)`` like the block's rows of ``W.T dY``; every value is 1.
+    """
+
+    taps: int
+    edges: tuple
+    bands: tuple
+    indptr: tuple
+    indices: tuple
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.indptr + self.indices)
+
+    @property
+    def most(self) -> int:
+        """Largest number of nonzeros of a block."""
+        return max(a.size for a in self.indices)
+
+
+def _scatter(window: np.ndarray, edges: tuple) -> ScatterBlocks:
+    K, L = window.shape
+    check_memory(block_table_nbytes(1, K, L) * 2, f"the blocked scatter table ({K} x {L})",
+                 "use a smaller input")
+    bands, indptrs, indices = [], [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        part = window[:, a:b]
+        taps, pos = np.nonzero(part >= 0)
+        src = part[taps, pos]
+        lo, hi = (int(src.min()), int(src.max()) + 1) if src.size else (0, 0)
+        order = np.argsort(src, kind="stable")
+        counts = np.bincount(src - lo, minlength=hi - lo)
+        indptr = np.zeros(hi - lo + 1, dtype=np.intp)
+        np.cumsum(counts, out=indptr[1:])
+        bands.append((lo, hi))
+        indptrs.append(indptr)
+        indices.append((taps * (b - a) + pos)[order].astype(np.intp))
+    return ScatterBlocks(K, tuple(edges), tuple(bands), tuple(indptrs), tuple(indices))
+
+
+def scatter_blocks(geometry: ConvGeometry, input_size, output_size, edges: tuple
+                   ) -> ScatterBlocks:
+    """The cached blocks of one channel's ``S.T``, cut at ``edges`` (output positions)."""
+    input_size, output_size = resolve_output_size(geometry, input_size, output_size)
+    return cached(("scatter blocks", geometry.kernel_size, geometry.stride, geometry.padding,
+                   geometry.dilation, geometry.padding_mode, input_size, output_size,
+                   tuple(edges)),
+                  lambda: _scatter(window_index(geometry, input_size, output_size), edges))

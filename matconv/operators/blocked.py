@@ -8,11 +8,12 @@ it back from memory cost as much as the GEMM itself on the larger layers; a bloc
 independent, so they are shared among threads (:mod:`~matconv.operators.parallel`), each with
 its own block buffer, each making only GEMM calls small enough to stay on its own thread.
 
-* :func:`blocked_product`: ``out[:, block] = W_g (S_b X)`` for every block: the forward ``W (S X)``
-  and, with the transposed table, the input gradient ``W' (S' dY)`` of a stride-1 convolution;
+* :func:`blocked_product`: ``out[:, block] = W_g (S_b X)`` for every block: the forward ``W (S X)``;
 * :func:`blocked_weight_grad`: ``dW = sum_b dY_b (S_b X).T``;
-* :func:`scatter_rows`: ``S.T dcols`` as a CSR product split by rows among the threads, for the
-  input gradients that are not a convolution (strides, reflecting padding modes).
+* :func:`blocked_scatter`: the input gradient ``S.T (W.T dY)``, block by block: ``W.T dY_b`` for
+  the channels of a thread, then each channel's ``S_b.T`` product added into its input rows
+  (threads own whole channels, so none adds into another's rows);
+* :func:`scatter_rows`: a CSR product split by rows among the threads (the sparse lowering).
 """
 from __future__ import annotations
 
@@ -28,10 +29,11 @@ except ImportError:  # pragma: no cover - a scipy without it: the public product
     csr_matvecs = None
 
 __all__ = ["BLOCK_BYTES", "MIN_SHARE_WORK", "block_edges", "blocked_product",
-           "blocked_weight_grad", "scatter_rows", "shares_for"]
+           "blocked_weight_grad", "blocked_scatter", "channel_shares", "scatter_rows",
+           "shares_for"]
 
 #: bytes of one gathered block: with its slice of the GEMM's output it fits a core's L2 cache
-BLOCK_BYTES = 256 << 10
+BLOCK_BYTES = 1 << 20
 #: multiply-adds below which a product is not worth sending to another thread
 MIN_SHARE_WORK = 2_000_000
 
@@ -104,7 +106,11 @@ def blocked_product(weight: np.ndarray, X: np.ndarray, blocks, out: np.ndarray, 
 
 
 def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool) -> np.ndarray:
-    """``dW = dY (S X).T`` as ``(G, m, k)``: ``sum_b dY_b (S_b X).T``, a sum per thread."""
+    """``dW = dY (S X).T`` as ``(G, m, k)``: ``sum_b dY_b (S_b X).T``, a sum per thread.
+
+    Each term is computed as ``((S_b X) dY_b.T).T``: OpenBLAS runs that orientation of the
+    long-inner product 1.1-1.6x faster (``benchmarks/README.md``).
+    """
     N = X.shape[1]
     rows = blocks.rows
     G, m, k = groups, dY.shape[0] // groups, rows // groups
@@ -113,19 +119,89 @@ def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool
     parts = split_evenly(count, shares)
 
     def share(i):
-        total = np.zeros((G, m, k), dtype=dY.dtype)
+        total = np.zeros((G, k, m), dtype=dY.dtype)
         buf = _take_buffer(pool, blocks, X)
         try:
             for b in range(parts[i], parts[i + 1]):
                 cols = _gather(X, blocks, b, buf).reshape(G, k, -1)
                 lo, hi = blocks.edges[b] * N, blocks.edges[b + 1] * N
-                total += gemm_sum(dY[:, lo:hi].reshape(G, m, -1), cols.transpose(0, 2, 1),
+                total += gemm_sum(cols, dY[:, lo:hi].reshape(G, m, -1).transpose(0, 2, 1),
                                   small=shares > 1)
         finally:
             pool.give(buf)
         return total
 
-    return sum(run_shares(share, shares))
+    return sum(run_shares(share, shares)).transpose(0, 2, 1)
+
+
+def channel_shares(channels: int, groups: int, shares: int) -> list:
+    """Per share, its ``(group, first, stop)`` channel ranges: whole groups when there are
+    several, else a split of the channels.
+
+    >>> channel_shares(5, 1, 2)
+    [[(0, 0, 2)], [(0, 2, 5)]]
+    """
+    per_group = channels // groups
+    if groups > 1:
+        cut = split_evenly(groups, min(shares, groups))
+        return [[(g, 0, per_group) for g in range(a, b)] for a, b in zip(cut[:-1], cut[1:])]
+    cut = split_evenly(per_group, min(shares, per_group))
+    return [[(0, a, b)] for a, b in zip(cut[:-1], cut[1:])]
+
+
+def _csr_add(indptr, indices, data, dense, out):
+    """``out += M @ dense`` for the CSR ``M = (data, indices, indptr)`` (both C-contiguous)."""
+    if csr_matvecs is None:  # pragma: no cover
+        from scipy.sparse import csr_array
+        out += csr_array((data, indices, indptr), shape=(out.shape[0], dense.shape[0])) @ dense
+        return
+    csr_matvecs(out.shape[0], dense.shape[0], dense.shape[1], indptr, indices, data,
+                dense.ravel(), out.ravel())
+
+
+def blocked_scatter(weight_t: np.ndarray, dY: np.ndarray, blocks, parts: list, out: np.ndarray,
+                    pool) -> np.ndarray:
+    """``out = S.T (W.T dY)``, the input gradient of an im2col convolution, in blocks.
+
+    ``weight_t`` is ``W.T`` per group ``(G, C_in/G * K, C_out/G)``, ``dY`` ``(C_out * L, N)``
+    C-contiguous, ``blocks`` one channel's :class:`~matconv.lowering.ScatterBlocks`, ``parts``
+    the channel ranges of each thread (:func:`channel_shares`), ``out`` ``(C_in * n_in, N)``
+    C-contiguous (overwritten).
+    """
+    G, rows_per_group, m = weight_t.shape
+    N, K = dY.shape[1], blocks.taps
+    channels_per_group = rows_per_group // K
+    cells = out.shape[0] // (channels_per_group * G)
+    dY3 = dY.reshape(G, m, -1)
+    widest = max(b - a for a, b in zip(blocks.edges[:-1], blocks.edges[1:]))
+    small = len(parts) > 1
+
+    def share(i):
+        most = max(c1 - c0 for _, c0, c1 in parts[i])
+        for g, c0, c1 in parts[i]:
+            first = g * channels_per_group
+            out[(first + c0) * cells:(first + c1) * cells] = 0
+        buf = pool.take((most * K * widest * N,), dY.dtype, "a block of the unfolded gradient")
+        ones = np.ones(blocks.most, dtype=dY.dtype)
+        try:
+            for b, (lo, hi) in enumerate(blocks.bands):
+                n = (blocks.edges[b + 1] - blocks.edges[b]) * N
+                start = blocks.edges[b] * N
+                indptr, indices = blocks.indptr[b], blocks.indices[b]
+                for g, c0, c1 in parts[i]:
+                    dcols = buf[:(c1 - c0) * K * n].reshape(1, (c1 - c0) * K, n)
+                    gemm_into(weight_t[g:g + 1, c0 * K:c1 * K], dY3[g:g + 1, :, start:start + n],
+                              dcols, small)
+                    for c in range(c0, c1):
+                        row = (g * channels_per_group + c) * cells
+                        _csr_add(indptr, indices, ones[:indices.size],
+                                 dcols[0, (c - c0) * K:(c - c0 + 1) * K].reshape(-1, N),
+                                 out[row + lo:row + hi])
+        finally:
+            pool.give(buf)
+
+    run_shares(share, len(parts))
+    return out
 
 
 def scatter_rows(matrix, dense: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -4,27 +4,22 @@ A :class:`ConvPlan` is one geometry on one input size in one lowering: it reads 
 structure (``S`` or ``A``, from :mod:`matconv.lowering`) and owns the working buffers of its batch
 sizes. ``plan.at(weight)`` is the operator ``A`` for that weight:
 
-==================  ==================================  =================================
-product             ``'im2col'``                        ``'sparse'``
-==================  ==================================  =================================
-``matmat``          ``Y = W (S X)``                     ``Y = A X``
-``rmatmat``         ``dX = W' (S' dY)`` or              ``dX = A.T dY``
-                    ``dX = S.T (W.T dY)`` (see below)
-``weight_grad``     ``dW = dY (S X).T``                 ``dW = dY (S X).T`` (see below)
-==================  ==================================  =================================
+==================  ===========================  =================================
+product             ``'im2col'``                 ``'sparse'``
+==================  ===========================  =================================
+``matmat``          ``Y = W (S X)``              ``Y = A X``
+``rmatmat``         ``dX = S.T (W.T dY)``        ``dX = A.T dY``
+``weight_grad``     ``dW = dY (S X).T``          ``dW = dY (S X).T`` (see below)
+==================  ===========================  =================================
 
 A convolution layer applies ``op`` and its backward is ``op.T``; a transposed convolution applies
 ``op.T`` and its backward is ``op``. Both lowerings give the same numbers.
 
 **How the im2col products run.** ``S X`` is never built whole: it is gathered one cache-sized
 block of positions at a time and multiplied while still in cache, the blocks shared among threads
-(:mod:`~matconv.operators.blocked`). For a stride-1 convolution with zero padding the input
-gradient ``A.T dY`` is itself a convolution, ``W' (S' dY)``: ``S'`` gathers, for each input
-position and tap, the output position that read it (:func:`~matconv.lowering.transpose_window`)
-and ``W'`` is the weight with its two channel axes swapped; it is the same matrix ``A.T``
-(the tests check it entry by entry), evaluated without a scatter. Other input gradients
-(strides, mirrored or wrapped padding) are ``S.T (W.T dY)``, the ``S.T`` product split by rows
-among the threads.
+(:mod:`~matconv.operators.blocked`); the weight gradient gathers its blocks again from a copy of
+``X``. The input gradient is computed the same way, block by block: ``W.T dY_b`` for the channels
+a thread owns, then ``S_b.T`` of each of those channels adds it into the channel's input rows.
 
 **Weight gradient of the sparse lowering.** The gradient of ``A = sum_m w_m E_m`` (``E_m`` the 0/1
 pattern of weight ``m``, read off the weight-index map) is the sampled product
@@ -52,12 +47,21 @@ from ..lowering import (
     conv_structure,
     gather_blocks,
     resolve_output_size,
+    scatter_blocks,
     unfold_nbytes,
     unfold_structure,
 )
 from ..memory import check_memory
 from .base import Operator
-from .blocked import block_edges, blocked_product, blocked_weight_grad, scatter_rows
+from .blocked import (
+    block_edges,
+    blocked_product,
+    blocked_scatter,
+    blocked_weight_grad,
+    channel_shares,
+    scatter_rows,
+    shares_for,
+)
 
 __all__ = ["LOWERINGS", "ConvPlan", "Conv", "conv_plan", "BufferPool", "gather_rows"]
 
@@ -153,8 +157,6 @@ class ConvPlan:
                          "use a smaller input")
         self.pool = BufferPool()
         self._sparse = {}  # 'A' / 'AT' -> (weight it was gathered from, CSR matrix)
-        # A.T is the convolution W' S' (no scatter) for stride 1 and zero padding
-        self.transposable = g.padding_mode == "zeros" and all(s == 1 for s in g.stride)
 
     @property
     def shape(self) -> tuple:
@@ -202,16 +204,18 @@ class ConvPlan:
                                         else s.matrix(weight))
         return have[1]
 
-    def blocks(self, kind: str, columns: int, itemsize: int):
-        """The blocked gather table of ``S`` (``kind='unfold'``) or ``S'`` (``'transpose'``)
-        for ``columns`` examples of ``itemsize`` bytes (cached per block layout)."""
+    def gather_blocks(self, columns: int, itemsize: int):
+        """``S`` in blocks of output positions for ``columns`` examples of ``itemsize`` bytes."""
         g = self.geometry
-        if kind == "unfold":
-            positions, rows = math.prod(self.output_size), self.n_cols_rows
-        else:
-            positions, rows = math.prod(self.input_size), g.out_channels * g.kernel_numel
-        return gather_blocks(g, self.input_size, self.output_size, kind,
-                             block_edges(positions, rows, columns, itemsize))
+        edges = block_edges(math.prod(self.output_size), self.n_cols_rows, columns, itemsize)
+        return gather_blocks(g, self.input_size, self.output_size, edges)
+
+    def scatter_blocks(self, columns: int, itemsize: int, channels: int):
+        """One channel's ``S.T`` in blocks sized for ``channels`` channels per thread."""
+        g = self.geometry
+        edges = block_edges(math.prod(self.output_size), channels * g.kernel_numel, columns,
+                            itemsize)
+        return scatter_blocks(g, self.input_size, self.output_size, edges)
 
     def at(self, weight: np.ndarray) -> Conv:
         """The operator ``A`` of this plan for ``weight`` (shape ``geometry.weight_shape``)."""
@@ -279,7 +283,6 @@ class Conv(Operator):
         self.plan = plan
         self.weight = weight.copy()  # the map applied, whatever later edits of the layer do
         self.shape, self.dtype = plan.shape, weight.dtype
-        self._swapped = None
 
     def __repr__(self) -> str:
         g = self.plan.geometry
@@ -290,16 +293,6 @@ class Conv(Operator):
         """``W`` per group: ``(G, C_out/G, C_in/G * K)``."""
         g = self.plan.geometry
         return self.weight.reshape(g.groups, g.out_channels // g.groups, -1)
-
-    def _w_swapped(self) -> np.ndarray:
-        """``W'`` per group, ``(G, C_in/G, C_out/G * K)``: the weight of ``A.T = W' S'``."""
-        if self._swapped is None:
-            g = self.plan.geometry
-            G, K = g.groups, g.kernel_numel
-            w = self.weight.reshape(G, g.out_channels // G, g.in_channels // G, K)
-            self._swapped = np.ascontiguousarray(w.transpose(0, 2, 1, 3)).reshape(
-                G, g.in_channels // G, -1)
-        return self._swapped
 
     def _output(self, rows: int, columns: int, what: str) -> np.ndarray:
         check_memory(rows * columns * self.dtype.itemsize, f"{what} ({rows} x {columns})",
@@ -320,7 +313,7 @@ class Conv(Operator):
             A = plan.sparse_matrix(self.weight, transpose=False)
             return scatter_rows(A, X, self._output(A.shape[0], X.shape[1], "the output")), saved
         Y = self._output(self.shape[0], X.shape[1], "the output")
-        blocks = plan.blocks("unfold", X.shape[1], X.dtype.itemsize)
+        blocks = plan.gather_blocks(X.shape[1], X.dtype.itemsize)
         blocked_product(self._w(), X, blocks, Y.reshape(plan.geometry.out_channels, -1),
                         plan.pool, save=saved)
         return Y, saved
@@ -334,21 +327,13 @@ class Conv(Operator):
         dX = self._output(self.shape[1], dY.shape[1], "the input gradient")
         if plan.lowering == "sparse":
             return scatter_rows(plan.sparse_matrix(self.weight, transpose=True), dY, dX)
-        if plan.transposable:
-            blocks = plan.blocks("transpose", dY.shape[1], dY.dtype.itemsize)
-            blocked_product(self._w_swapped(), dY, blocks, dX.reshape(g.in_channels, -1),
-                            plan.pool)
-            return dX
-        # S.T (W.T dY): the columns of every position, then their sum into the input cells
-        dcols = plan.pool.take((plan.unfold_rows, dY.shape[1]), dY.dtype,
-                               f"the unfolded gradient of {dY.shape[1]} examples")
-        try:
-            W = self._w()
-            np.matmul(W.transpose(0, 2, 1), dY.reshape(g.groups, W.shape[1], -1),
-                      out=dcols.reshape(g.groups, W.shape[2], -1))
-            return scatter_rows(plan.unfold_t(dY.dtype), dcols, dX)
-        finally:
-            plan.pool.give(dcols)
+        W = self._w()
+        parts = channel_shares(g.in_channels, g.groups,
+                               shares_for(W.size * dY.shape[0] // g.out_channels * dY.shape[1],
+                                          g.in_channels))
+        most = max(c1 - c0 for part in parts for _, c0, c1 in part)
+        blocks = plan.scatter_blocks(dY.shape[1], dY.dtype.itemsize, most)
+        return blocked_scatter(W.transpose(0, 2, 1), dY, blocks, parts, dX, plan.pool)
 
     def unfold(self, X: np.ndarray) -> np.ndarray:
         """``S X`` in a pooled buffer (give it back with :meth:`release`)."""
@@ -368,7 +353,7 @@ class Conv(Operator):
         plan, g = self.plan, self.plan.geometry
         X = np.ascontiguousarray(X, dtype=self.dtype)
         dY = np.ascontiguousarray(dY, dtype=self.dtype)
-        blocks = plan.blocks("unfold", X.shape[1], X.dtype.itemsize)
+        blocks = plan.gather_blocks(X.shape[1], X.dtype.itemsize)
         dW = blocked_weight_grad(X, dY.reshape(g.out_channels, -1), blocks, g.groups, plan.pool)
         return dW.reshape(g.weight_shape)
 
