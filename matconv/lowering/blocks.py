@@ -21,8 +21,7 @@ import numpy as np
 
 from ..geometry import ConvGeometry
 from ..memory import check_memory
-from .cache import cached
-from .windows import resolve_output_size, window_index
+from .windows import window_index
 
 __all__ = ["GatherBlocks", "ScatterBlocks", "gather_blocks", "scatter_blocks",
            "block_table_nbytes"]
@@ -40,23 +39,21 @@ class GatherBlocks:
         Source row of each (row, position); 0 where there is none.
     pads : tuple of ndarray of intp
         Rows of the block's gathered ``(channels * K * positions, N)`` array that must be zero.
+    rows : int
+        ``channels * K``.
+    widest : int
+        Positions of the largest block.
     """
 
     edges: tuple
     tables: tuple
     pads: tuple
+    rows: int
+    widest: int
 
     @property
     def nbytes(self) -> int:
         return sum(t.nbytes for t in self.tables) + sum(p.nbytes for p in self.pads)
-
-    @property
-    def rows(self) -> int:
-        return self.tables[0].shape[0]
-
-    @property
-    def widest(self) -> int:
-        return max(t.shape[1] for t in self.tables)
 
 
 def block_table_nbytes(channels: int, taps: int, positions: int) -> int:
@@ -75,17 +72,16 @@ def _blocks(window: np.ndarray, channels: int, source_rows: int, edges: tuple) -
         missing = np.broadcast_to(part < 0, (channels, K, b - a)).reshape(channels * K, b - a)
         tables.append(np.where(part >= 0, part + offset, 0).reshape(channels * K, b - a))
         pads.append(np.flatnonzero(missing).astype(np.intp))
-    return GatherBlocks(tuple(edges), tuple(tables), tuple(pads))
+    return GatherBlocks(tuple(edges), tuple(tables), tuple(pads), channels * K,
+                        max(b - a for a, b in zip(edges[:-1], edges[1:])))
 
 
 def gather_blocks(geometry: ConvGeometry, input_size, output_size, edges: tuple
                   ) -> GatherBlocks:
-    """The cached blocks of the unfold table of ``geometry`` on ``input_size``, cut at ``edges``
-    (output positions)."""
-    input_size, output_size = resolve_output_size(geometry, input_size, output_size)
-    return cached(("gather blocks", geometry, input_size, output_size, tuple(edges)),
-                  lambda: _blocks(window_index(geometry, input_size, output_size),
-                                  geometry.in_channels, math.prod(input_size), edges))
+    """The blocks of the unfold table of ``geometry`` on ``input_size`` (sizes as a plan resolved
+    them), cut at ``edges`` (output positions). Plans keep the blocks they use."""
+    return _blocks(window_index(geometry, input_size, output_size), geometry.in_channels,
+                   math.prod(input_size), edges)
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,6 +99,8 @@ class ScatterBlocks:
     indptr, indices : tuple of ndarray
         CSR structure of block ``b``: ``(hi - lo) x (K * positions)``, columns ordered
         ``(k, position)`` like the block's rows of ``W.T dY``; every value is 1.
+    widest, most : int
+        Positions of the largest block; nonzeros of the fullest.
     """
 
     taps: int
@@ -110,15 +108,12 @@ class ScatterBlocks:
     bands: tuple
     indptr: tuple
     indices: tuple
+    widest: int
+    most: int
 
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.indptr + self.indices)
-
-    @property
-    def most(self) -> int:
-        """Largest number of nonzeros of a block."""
-        return max(a.size for a in self.indices)
 
 
 def _scatter(window: np.ndarray, edges: tuple) -> ScatterBlocks:
@@ -138,14 +133,13 @@ def _scatter(window: np.ndarray, edges: tuple) -> ScatterBlocks:
         bands.append((lo, hi))
         indptrs.append(indptr)
         indices.append((taps * (b - a) + pos)[order].astype(np.intp))
-    return ScatterBlocks(K, tuple(edges), tuple(bands), tuple(indptrs), tuple(indices))
+    return ScatterBlocks(K, tuple(edges), tuple(bands), tuple(indptrs), tuple(indices),
+                         max(b - a for a, b in zip(edges[:-1], edges[1:])),
+                         max(a.size for a in indices))
 
 
 def scatter_blocks(geometry: ConvGeometry, input_size, output_size, edges: tuple
                    ) -> ScatterBlocks:
-    """The cached blocks of one channel's ``S.T``, cut at ``edges`` (output positions)."""
-    input_size, output_size = resolve_output_size(geometry, input_size, output_size)
-    return cached(("scatter blocks", geometry.kernel_size, geometry.stride, geometry.padding,
-                   geometry.dilation, geometry.padding_mode, input_size, output_size,
-                   tuple(edges)),
-                  lambda: _scatter(window_index(geometry, input_size, output_size), edges))
+    """The blocks of one channel's ``S.T`` (sizes as a plan resolved them), cut at ``edges``
+    (output positions). Plans keep the blocks they use."""
+    return _scatter(window_index(geometry, input_size, output_size), edges)

@@ -17,6 +17,7 @@ its own block buffer, each making only GEMM calls small enough to stay on its ow
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -30,7 +31,7 @@ except ImportError:  # pragma: no cover - a scipy without it: the public product
 
 __all__ = ["BLOCK_BYTES", "MIN_SHARE_WORK", "block_edges", "blocked_product",
            "blocked_weight_grad", "blocked_scatter", "channel_shares", "scatter_rows",
-           "shares_for"]
+           "shares_for", "skipping"]
 
 #: bytes of one gathered block: with its slice of the GEMM's output it fits a core's L2 cache
 BLOCK_BYTES = 1 << 20
@@ -38,9 +39,32 @@ BLOCK_BYTES = 1 << 20
 MIN_SHARE_WORK = 2_000_000
 
 
+_skip = frozenset()  # stages left out, for benchmarks/profile_conv.py only
+
+
+@contextlib.contextmanager
+def skipping(*stages):
+    """Leave out stages of the blocked products (``'gather'``, ``'gemm'``, ``'scatter'``) while
+    the block runs, so that a profile can time each stage alone. The results are then wrong;
+    it is a measuring tool (process-wide, not for use while other threads compute).
+
+    >>> with skipping("gemm"):
+    ...     pass
+    """
+    global _skip
+    unknown = set(stages) - {"gather", "gemm", "scatter"}
+    if unknown:
+        raise ValueError(f"stages must be 'gather', 'gemm' or 'scatter', got {sorted(unknown)}")
+    before, _skip = _skip, frozenset(stages)
+    try:
+        yield
+    finally:
+        _skip = before
+
+
 def shares_for(work: float, blocks: int) -> int:
     """Threads to use for ``work`` multiply-adds in ``blocks`` blocks (one when it is small)."""
-    return max(1, min(get_num_threads(), blocks, int(work // MIN_SHARE_WORK)))
+    return max(1, min(get_num_threads(), blocks, int(work // max(MIN_SHARE_WORK, 1))))
 
 
 def block_edges(positions: int, rows: int, columns: int, itemsize: int) -> tuple:
@@ -62,6 +86,8 @@ def _gather(X: np.ndarray, blocks, b: int, buf: np.ndarray) -> np.ndarray:
     table = blocks.tables[b]
     rows, width = table.shape
     out = buf[:rows * width * X.shape[1]].reshape(rows, width, X.shape[1])
+    if "gather" in _skip:
+        return out.reshape(rows, -1)
     np.take(X, table, axis=0, out=out, mode="clip")  # 'clip': no buffered copy
     pads = blocks.pads[b]
     if pads.size:
@@ -96,8 +122,9 @@ def blocked_product(weight: np.ndarray, X: np.ndarray, blocks, out: np.ndarray, 
             for b in range(parts[i], parts[i + 1]):
                 cols = _gather(X, blocks, b, buf)
                 lo, hi = blocks.edges[b] * N, blocks.edges[b + 1] * N
-                gemm_into(weight, cols.reshape(G, k, -1), out[:, lo:hi].reshape(G, m, -1),
-                          small=shares > 1)
+                if "gemm" not in _skip:
+                    gemm_into(weight, cols.reshape(G, k, -1), out[:, lo:hi].reshape(G, m, -1),
+                              small=shares > 1)
         finally:
             pool.give(buf)
 
@@ -125,8 +152,9 @@ def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool
             for b in range(parts[i], parts[i + 1]):
                 cols = _gather(X, blocks, b, buf).reshape(G, k, -1)
                 lo, hi = blocks.edges[b] * N, blocks.edges[b + 1] * N
-                total += gemm_sum(cols, dY[:, lo:hi].reshape(G, m, -1).transpose(0, 2, 1),
-                                  small=shares > 1)
+                if "gemm" not in _skip:
+                    total += gemm_sum(cols, dY[:, lo:hi].reshape(G, m, -1).transpose(0, 2, 1),
+                                      small=shares > 1)
         finally:
             pool.give(buf)
         return total
@@ -151,6 +179,8 @@ def channel_shares(channels: int, groups: int, shares: int) -> list:
 
 def _csr_add(indptr, indices, data, dense, out):
     """``out += M @ dense`` for the CSR ``M = (data, indices, indptr)`` (both C-contiguous)."""
+    if "scatter" in _skip:
+        return
     if csr_matvecs is None:  # pragma: no cover
         from scipy.sparse import csr_array
         out += csr_array((data, indices, indptr), shape=(out.shape[0], dense.shape[0])) @ dense
@@ -173,7 +203,7 @@ def blocked_scatter(weight_t: np.ndarray, dY: np.ndarray, blocks, parts: list, o
     channels_per_group = rows_per_group // K
     cells = out.shape[0] // (channels_per_group * G)
     dY3 = dY.reshape(G, m, -1)
-    widest = max(b - a for a, b in zip(blocks.edges[:-1], blocks.edges[1:]))
+    widest = blocks.widest
     small = len(parts) > 1
 
     def share(i):
@@ -190,8 +220,9 @@ def blocked_scatter(weight_t: np.ndarray, dY: np.ndarray, blocks, parts: list, o
                 indptr, indices = blocks.indptr[b], blocks.indices[b]
                 for g, c0, c1 in parts[i]:
                     dcols = buf[:(c1 - c0) * K * n].reshape(1, (c1 - c0) * K, n)
-                    gemm_into(weight_t[g:g + 1, c0 * K:c1 * K], dY3[g:g + 1, :, start:start + n],
-                              dcols, small)
+                    if "gemm" not in _skip:
+                        gemm_into(weight_t[g:g + 1, c0 * K:c1 * K],
+                                  dY3[g:g + 1, :, start:start + n], dcols, small)
                     for c in range(c0, c1):
                         row = (g * channels_per_group + c) * cells
                         _csr_add(indptr, indices, ones[:indices.size],

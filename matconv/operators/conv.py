@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 
 import numpy as np
 
@@ -62,6 +63,7 @@ from .blocked import (
     scatter_rows,
     shares_for,
 )
+from .parallel import get_num_threads
 
 __all__ = ["LOWERINGS", "ConvPlan", "Conv", "conv_plan", "BufferPool", "gather_rows"]
 
@@ -157,6 +159,7 @@ class ConvPlan:
                          "use a smaller input")
         self.pool = BufferPool()
         self._sparse = {}  # 'A' / 'AT' -> (weight it was gathered from, CSR matrix)
+        self._blocks = {}  # (kind, edges) -> blocked tables of S or S.T
 
     @property
     def shape(self) -> tuple:
@@ -165,7 +168,8 @@ class ConvPlan:
 
     @property
     def nbytes(self) -> int:
-        return sum(m.data.nbytes for _, m in self._sparse.values())
+        return (sum(m.data.nbytes for _, m in self._sparse.values())
+                + sum(b.nbytes for b in list(self._blocks.values())))
 
     def __repr__(self) -> str:
         g = self.geometry
@@ -204,18 +208,27 @@ class ConvPlan:
                                         else s.matrix(weight))
         return have[1]
 
+    _KEEP_BLOCKS = 4  # block layouts kept per plan (one per batch size in use, typically)
+
+    def _blocked(self, kind: str, rows: int, columns: int, itemsize: int, build):
+        key = (kind, rows, columns, itemsize, get_num_threads())
+        blocks = self._blocks.get(key)
+        if blocks is None:
+            edges = block_edges(math.prod(self.output_size), rows, columns, itemsize)
+            blocks = build(self.geometry, self.input_size, self.output_size, edges)
+            while len(self._blocks) >= self._KEEP_BLOCKS:
+                self._blocks.pop(next(iter(self._blocks)), None)
+            self._blocks[key] = blocks
+        return blocks
+
     def gather_blocks(self, columns: int, itemsize: int):
         """``S`` in blocks of output positions for ``columns`` examples of ``itemsize`` bytes."""
-        g = self.geometry
-        edges = block_edges(math.prod(self.output_size), self.n_cols_rows, columns, itemsize)
-        return gather_blocks(g, self.input_size, self.output_size, edges)
+        return self._blocked("gather", self.n_cols_rows, columns, itemsize, gather_blocks)
 
     def scatter_blocks(self, columns: int, itemsize: int, channels: int):
         """One channel's ``S.T`` in blocks sized for ``channels`` channels per thread."""
-        g = self.geometry
-        edges = block_edges(math.prod(self.output_size), channels * g.kernel_numel, columns,
-                            itemsize)
-        return scatter_blocks(g, self.input_size, self.output_size, edges)
+        return self._blocked("scatter", channels * self.geometry.kernel_numel, columns, itemsize,
+                             scatter_blocks)
 
     def at(self, weight: np.ndarray) -> Conv:
         """The operator ``A`` of this plan for ``weight`` (shape ``geometry.weight_shape``)."""
@@ -250,9 +263,29 @@ def conv_plan(geometry: ConvGeometry, input_size, output_size=None, lowering="im
     """
     if lowering not in LOWERINGS:
         raise ValueError(f"lowering must be one of {LOWERINGS}, got {lowering!r}")
+    # a layer asks for the plan it already has on every call: find it by the sizes as given
+    # before validating them again (that cost more than a small layer's arithmetic); the one
+    # cache still owns the plan, this only refers to it
+    given = (geometry, input_size, output_size, lowering)
+    plan = _plans_by_argument.get(given) if _plain_sizes(input_size, output_size) else None
+    if plan is not None:
+        return plan
     input_size, output_size = resolve_output_size(geometry, input_size, output_size)
-    return cached(("plan", geometry, input_size, output_size, lowering),
+    plan = cached(("plan", geometry, input_size, output_size, lowering),
                   lambda: ConvPlan(geometry, input_size, output_size, lowering))
+    if _plain_sizes(*given[1:3]):
+        _plans_by_argument[given] = plan
+    return plan
+
+
+_plans_by_argument = weakref.WeakValueDictionary()
+
+
+def _plain_sizes(input_size, output_size) -> bool:
+    """Tuples of Python ints (what layers pass): safe to use as a key before validation."""
+    return (type(input_size) is tuple and all(type(v) is int for v in input_size)
+            and (output_size is None or type(output_size) is tuple
+                 and all(type(v) is int for v in output_size)))
 
 
 class Conv(Operator):
