@@ -25,6 +25,7 @@ from . import reference as ref
 def forced(monkeypatch):
     """Tiny blocks, two threads for any work, GEMMs cut into pieces of at most 40 MACs."""
     monkeypatch.setattr(blocked, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(blocked, "WHOLE_BYTES", 0)
     monkeypatch.setattr(blocked, "MIN_SHARE_WORK", 0)
     monkeypatch.setattr(parallel, "SINGLE_THREAD_MNK", 40)
     old = set_num_threads(2)
@@ -130,6 +131,7 @@ def test_blocked_and_unblocked_agree_on_a_larger_layer(rng, monkeypatch):
     np.testing.assert_allclose(Y, A @ X, rtol=1e-12, atol=1e-10)
     np.testing.assert_allclose(dX, A.T @ dY, rtol=1e-12, atol=1e-10)
     monkeypatch.setattr(blocked, "BLOCK_BYTES", 512)
+    monkeypatch.setattr(blocked, "WHOLE_BYTES", 0)
     monkeypatch.setattr(blocked, "MIN_SHARE_WORK", 0)
     old = set_num_threads(2)
     try:
@@ -200,14 +202,17 @@ def test_output_allocations_are_checked_against_the_budget(rng):
 # --------------------------------------------------------------------------- structures
 def test_block_edges_cover_the_positions_in_blocks_within_budget(monkeypatch):
     monkeypatch.setattr(blocked, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(blocked, "WHOLE_BYTES", 8192)
     old = set_num_threads(2)
     try:
-        edges = block_edges(100, rows=9, columns=4, itemsize=8)  # 288 bytes a position
+        edges = block_edges(100, rows=9, columns=4, itemsize=8, shares=2)  # 288 B a position
         sizes = np.diff(edges)
         assert edges[0] == 0 and edges[-1] == 100 and (sizes > 0).all()
         assert len(sizes) % 2 == 0 and sizes.max() * 288 <= 4096
-        assert block_edges(1, 9, 4, 8) == (0, 1)      # one position: one block
-        assert len(block_edges(6, 1, 1, 8)) - 1 == 2  # small: one block per thread
+        assert block_edges(1, 9, 4, 8, 2) == (0, 1)      # one position: one block
+        assert len(block_edges(6, 1, 1, 8, 2)) - 1 == 2  # small: one block per thread
+        assert block_edges(6, 1, 1, 8, 1) == (0, 6)      # ... and one block on one thread
+        assert block_edges(28, 9, 4, 8, 1) == (0, 28)    # 8064 bytes in all: one block
     finally:
         set_num_threads(old)
 

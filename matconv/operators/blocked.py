@@ -29,12 +29,15 @@ try:  # CSR times dense, accumulating into a given output: what scipy's own prod
 except ImportError:  # pragma: no cover - a scipy without it: the public product, then a copy
     csr_matvecs = None
 
-__all__ = ["BLOCK_BYTES", "MIN_SHARE_WORK", "block_edges", "blocked_product",
+__all__ = ["BLOCK_BYTES", "WHOLE_BYTES", "MIN_SHARE_WORK", "block_edges", "blocked_product",
            "blocked_weight_grad", "blocked_scatter", "channel_shares", "scatter_rows",
            "shares_for", "skipping"]
 
 #: bytes of one gathered block: with its slice of the GEMM's output it fits a core's L2 cache
 BLOCK_BYTES = 1 << 20
+#: a layer whose whole ``S X`` is at most this is cut into one block per thread only (smaller
+#: blocks cost more in per-block calls than they save in cache misses)
+WHOLE_BYTES = 4 << 20
 #: multiply-adds below which a product is not worth sending to another thread
 MIN_SHARE_WORK = 2_000_000
 
@@ -67,17 +70,19 @@ def shares_for(work: float, blocks: int) -> int:
     return max(1, min(get_num_threads(), blocks, int(work // max(MIN_SHARE_WORK, 1))))
 
 
-def block_edges(positions: int, rows: int, columns: int, itemsize: int) -> tuple:
+def block_edges(positions: int, rows: int, columns: int, itemsize: int, shares: int) -> tuple:
     """Edges cutting ``positions`` into blocks of at most :data:`BLOCK_BYTES` gathered bytes
-    (``rows`` x ``columns`` per position), at least one per thread, a multiple of the threads.
+    (``rows`` x ``columns`` per position): at least one block per share, a multiple of the
+    shares; a layer of at most :data:`WHOLE_BYTES` gets one block per share.
 
-    >>> block_edges(10, 1, 1, 8)[-1]
-    10
+    >>> block_edges(10, 1, 1, 8, shares=2)
+    (0, 5, 10)
     """
-    threads = get_num_threads()
-    per_block = max(1, BLOCK_BYTES // max(1, rows * columns * itemsize))
-    count = max(math.ceil(positions / per_block), min(threads, positions))
-    count = min(positions, -(-count // threads) * threads)
+    per_position = max(1, rows * columns * itemsize)
+    per_block = positions if positions * per_position <= WHOLE_BYTES else \
+        max(1, BLOCK_BYTES // per_position)
+    count = max(math.ceil(positions / per_block), min(shares, positions))
+    count = min(positions, -(-count // shares) * shares)
     return tuple(split_evenly(positions, max(1, count)))
 
 
@@ -100,8 +105,9 @@ def _take_buffer(pool, blocks, X):
 
 
 def blocked_product(weight: np.ndarray, X: np.ndarray, blocks, out: np.ndarray, pool,
-                    save: np.ndarray = None) -> np.ndarray:
-    """``out[:, block] = weight[g] @ (S_b X)[g]`` for every block ``b`` and group ``g``.
+                    shares: int, save: np.ndarray = None) -> np.ndarray:
+    """``out[:, block] = weight[g] @ (S_b X)[g]`` for every block ``b`` and group ``g``, the
+    blocks split among ``shares`` threads.
 
     ``weight`` is ``(G, m, k)``, ``X`` ``(n_src, N)`` C-contiguous, ``out`` ``(G * m,
     positions * N)``. ``save``, if given, receives a copy of ``X`` (each thread copies its share
@@ -109,9 +115,7 @@ def blocked_product(weight: np.ndarray, X: np.ndarray, blocks, out: np.ndarray, 
     """
     G, m, k = weight.shape
     N = X.shape[1]
-    count = len(blocks.tables)
-    shares = shares_for(m * G * k * out.shape[1], count)
-    parts = split_evenly(count, shares)
+    parts = split_evenly(len(blocks.tables), shares)
     rows = split_evenly(X.shape[0], shares)
 
     def share(i):
@@ -132,7 +136,8 @@ def blocked_product(weight: np.ndarray, X: np.ndarray, blocks, out: np.ndarray, 
     return out
 
 
-def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool) -> np.ndarray:
+def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool,
+                        shares: int) -> np.ndarray:
     """``dW = dY (S X).T`` as ``(G, m, k)``: ``sum_b dY_b (S_b X).T``, a sum per thread.
 
     Each term is computed as ``((S_b X) dY_b.T).T``: OpenBLAS runs that orientation of the
@@ -141,9 +146,7 @@ def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool
     N = X.shape[1]
     rows = blocks.rows
     G, m, k = groups, dY.shape[0] // groups, rows // groups
-    count = len(blocks.tables)
-    shares = shares_for(G * m * k * dY.shape[1], count)
-    parts = split_evenly(count, shares)
+    parts = split_evenly(len(blocks.tables), shares)
 
     def share(i):
         total = np.zeros((G, k, m), dtype=dY.dtype)

@@ -63,7 +63,6 @@ from .blocked import (
     scatter_rows,
     shares_for,
 )
-from .parallel import get_num_threads
 
 __all__ = ["LOWERINGS", "ConvPlan", "Conv", "conv_plan", "BufferPool", "gather_rows"]
 
@@ -210,25 +209,33 @@ class ConvPlan:
 
     _KEEP_BLOCKS = 4  # block layouts kept per plan (one per batch size in use, typically)
 
-    def _blocked(self, kind: str, rows: int, columns: int, itemsize: int, build):
-        key = (kind, rows, columns, itemsize, get_num_threads())
+    def _blocked(self, kind, rows, columns, itemsize, shares, build):
+        key = (kind, rows, columns, itemsize, shares)
         blocks = self._blocks.get(key)
         if blocks is None:
-            edges = block_edges(math.prod(self.output_size), rows, columns, itemsize)
+            edges = block_edges(math.prod(self.output_size), rows, columns, itemsize, shares)
             blocks = build(self.geometry, self.input_size, self.output_size, edges)
             while len(self._blocks) >= self._KEEP_BLOCKS:
                 self._blocks.pop(next(iter(self._blocks)), None)
             self._blocks[key] = blocks
         return blocks
 
-    def gather_blocks(self, columns: int, itemsize: int):
-        """``S`` in blocks of output positions for ``columns`` examples of ``itemsize`` bytes."""
-        return self._blocked("gather", self.n_cols_rows, columns, itemsize, gather_blocks)
+    def gather_blocks(self, columns: int, itemsize: int, shares: int):
+        """``S`` in blocks of output positions for ``columns`` examples of ``itemsize`` bytes,
+        for ``shares`` threads."""
+        return self._blocked("gather", self.n_cols_rows, columns, itemsize, shares,
+                             gather_blocks)
 
-    def scatter_blocks(self, columns: int, itemsize: int, channels: int):
+    def scatter_blocks(self, columns: int, itemsize: int, channels: int, shares: int):
         """One channel's ``S.T`` in blocks sized for ``channels`` channels per thread."""
         return self._blocked("scatter", channels * self.geometry.kernel_numel, columns, itemsize,
-                             scatter_blocks)
+                             shares, scatter_blocks)
+
+    def shares(self, columns: int) -> int:
+        """Threads for a product of this plan on ``columns`` examples (one for small work)."""
+        g = self.geometry
+        work = self.n_out * g.in_channels // g.groups * g.kernel_numel * columns
+        return shares_for(work, math.prod(self.output_size))
 
     def at(self, weight: np.ndarray) -> Conv:
         """The operator ``A`` of this plan for ``weight`` (shape ``geometry.weight_shape``)."""
@@ -346,9 +353,10 @@ class Conv(Operator):
             A = plan.sparse_matrix(self.weight, transpose=False)
             return scatter_rows(A, X, self._output(A.shape[0], X.shape[1], "the output")), saved
         Y = self._output(self.shape[0], X.shape[1], "the output")
-        blocks = plan.gather_blocks(X.shape[1], X.dtype.itemsize)
+        shares = plan.shares(X.shape[1])
+        blocks = plan.gather_blocks(X.shape[1], X.dtype.itemsize, shares)
         blocked_product(self._w(), X, blocks, Y.reshape(plan.geometry.out_channels, -1),
-                        plan.pool, save=saved)
+                        plan.pool, shares, save=saved)
         return Y, saved
 
     def _matmat(self, X):
@@ -361,11 +369,9 @@ class Conv(Operator):
         if plan.lowering == "sparse":
             return scatter_rows(plan.sparse_matrix(self.weight, transpose=True), dY, dX)
         W = self._w()
-        parts = channel_shares(g.in_channels, g.groups,
-                               shares_for(W.size * dY.shape[0] // g.out_channels * dY.shape[1],
-                                          g.in_channels))
+        parts = channel_shares(g.in_channels, g.groups, plan.shares(dY.shape[1]))
         most = max(c1 - c0 for part in parts for _, c0, c1 in part)
-        blocks = plan.scatter_blocks(dY.shape[1], dY.dtype.itemsize, most)
+        blocks = plan.scatter_blocks(dY.shape[1], dY.dtype.itemsize, most, len(parts))
         return blocked_scatter(W.transpose(0, 2, 1), dY, blocks, parts, dX, plan.pool)
 
     def unfold(self, X: np.ndarray) -> np.ndarray:
@@ -386,8 +392,10 @@ class Conv(Operator):
         plan, g = self.plan, self.plan.geometry
         X = np.ascontiguousarray(X, dtype=self.dtype)
         dY = np.ascontiguousarray(dY, dtype=self.dtype)
-        blocks = plan.gather_blocks(X.shape[1], X.dtype.itemsize)
-        dW = blocked_weight_grad(X, dY.reshape(g.out_channels, -1), blocks, g.groups, plan.pool)
+        shares = plan.shares(X.shape[1])
+        blocks = plan.gather_blocks(X.shape[1], X.dtype.itemsize, shares)
+        dW = blocked_weight_grad(X, dY.reshape(g.out_channels, -1), blocks, g.groups, plan.pool,
+                                 shares)
         return dW.reshape(g.weight_shape)
 
     # ---- matrices
