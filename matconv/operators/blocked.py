@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - a scipy without it: the public product
     csr_matvecs = None
 
 __all__ = ["BLOCK_BYTES", "WHOLE_BYTES", "MIN_SHARE_WORK", "block_edges", "blocked_product",
-           "blocked_weight_grad", "blocked_scatter", "channel_shares", "scatter_rows",
+           "blocked_weight_grad", "blocked_scatter", "scatter_parts", "scatter_rows",
            "shares_for", "skipping"]
 
 #: bytes of one gathered block: with its slice of the GEMM's output it fits a core's L2 cache
@@ -165,19 +165,26 @@ def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool
     return sum(run_shares(share, shares)).transpose(0, 2, 1)
 
 
-def channel_shares(channels: int, groups: int, shares: int) -> list:
-    """Per share, its ``(group, first, stop)`` channel ranges: whole groups when there are
-    several, else a split of the channels.
+def scatter_parts(channels: int, groups: int, shares: int) -> tuple:
+    """``(parts, by_blocks)``: per share, its ``(group, first, stop)`` channel ranges. Whole
+    groups or a split of the channels when there are enough; otherwise (fewer channels than
+    threads, like a first layer's single channel) every share takes all channels and a run of the
+    blocks (``by_blocks``), adding into its own copy of the output.
 
-    >>> channel_shares(5, 1, 2)
-    [[(0, 0, 2)], [(0, 2, 5)]]
+    >>> scatter_parts(5, 1, 2)
+    ([[(0, 0, 2)], [(0, 2, 5)]], False)
+    >>> scatter_parts(1, 1, 2)
+    ([[(0, 0, 1)], [(0, 0, 1)]], True)
     """
     per_group = channels // groups
-    if groups > 1:
-        cut = split_evenly(groups, min(shares, groups))
-        return [[(g, 0, per_group) for g in range(a, b)] for a, b in zip(cut[:-1], cut[1:])]
-    cut = split_evenly(per_group, min(shares, per_group))
-    return [[(0, a, b)] for a, b in zip(cut[:-1], cut[1:])]
+    if groups > 1 and groups >= shares:
+        cut = split_evenly(groups, shares)
+        return [[(g, 0, per_group) for g in range(a, b)] for a, b in zip(cut[:-1], cut[1:])], \
+            False
+    if groups == 1 and per_group >= shares:
+        cut = split_evenly(per_group, shares)
+        return [[(0, a, b)] for a, b in zip(cut[:-1], cut[1:])], False
+    return [[(g, 0, per_group) for g in range(groups)] for _ in range(shares)], shares > 1
 
 
 def _csr_add(indptr, indices, data, dense, out):
@@ -192,32 +199,38 @@ def _csr_add(indptr, indices, data, dense, out):
                 dense.ravel(), out.ravel())
 
 
-def blocked_scatter(weight_t: np.ndarray, dY: np.ndarray, blocks, parts: list, out: np.ndarray,
-                    pool) -> np.ndarray:
+def blocked_scatter(weight_t: np.ndarray, dY: np.ndarray, blocks, parts: list, by_blocks: bool,
+                    out: np.ndarray, pool) -> np.ndarray:
     """``out = S.T (W.T dY)``, the input gradient of an im2col convolution, in blocks.
 
     ``weight_t`` is ``W.T`` per group ``(G, C_in/G * K, C_out/G)``, ``dY`` ``(C_out * L, N)``
     C-contiguous, ``blocks`` one channel's :class:`~matconv.lowering.ScatterBlocks`, ``parts``
-    the channel ranges of each thread (:func:`channel_shares`), ``out`` ``(C_in * n_in, N)``
-    C-contiguous (overwritten).
+    and ``by_blocks`` the threads' channels and how they divide the blocks
+    (:func:`scatter_parts`), ``out`` ``(C_in * n_in, N)`` C-contiguous (overwritten).
     """
     G, rows_per_group, m = weight_t.shape
     N, K = dY.shape[1], blocks.taps
     channels_per_group = rows_per_group // K
     cells = out.shape[0] // (channels_per_group * G)
     dY3 = dY.reshape(G, m, -1)
-    widest = blocks.widest
     small = len(parts) > 1
+    runs = split_evenly(len(blocks.bands), len(parts)) if by_blocks else None
 
     def share(i):
-        most = max(c1 - c0 for _, c0, c1 in parts[i])
+        target = out
+        if by_blocks and i:  # the same channels as share 0: add into a copy of its own
+            target = pool.take(out.shape, out.dtype, "a thread's share of the input gradient")
+        first, stop = (runs[i], runs[i + 1]) if by_blocks else (0, len(blocks.bands))
         for g, c0, c1 in parts[i]:
-            first = g * channels_per_group
-            out[(first + c0) * cells:(first + c1) * cells] = 0
-        buf = pool.take((most * K * widest * N,), dY.dtype, "a block of the unfolded gradient")
+            base = g * channels_per_group
+            target[(base + c0) * cells:(base + c1) * cells] = 0
+        most = max(c1 - c0 for _, c0, c1 in parts[i])
+        buf = pool.take((most * K * blocks.widest * N,), dY.dtype,
+                        "a block of the unfolded gradient")
         ones = np.ones(blocks.most, dtype=dY.dtype)
         try:
-            for b, (lo, hi) in enumerate(blocks.bands):
+            for b in range(first, stop):
+                lo, hi = blocks.bands[b]
                 n = (blocks.edges[b + 1] - blocks.edges[b]) * N
                 start = blocks.edges[b] * N
                 indptr, indices = blocks.indptr[b], blocks.indices[b]
@@ -230,11 +243,15 @@ def blocked_scatter(weight_t: np.ndarray, dY: np.ndarray, blocks, parts: list, o
                         row = (g * channels_per_group + c) * cells
                         _csr_add(indptr, indices, ones[:indices.size],
                                  dcols[0, (c - c0) * K:(c - c0 + 1) * K].reshape(-1, N),
-                                 out[row + lo:row + hi])
+                                 target[row + lo:row + hi])
         finally:
             pool.give(buf)
+        return target if target is not out else None
 
-    run_shares(share, len(parts))
+    for extra in run_shares(share, len(parts)):
+        if extra is not None:
+            out += extra
+            pool.give(extra)
     return out
 
 

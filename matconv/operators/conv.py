@@ -59,7 +59,7 @@ from .blocked import (
     blocked_product,
     blocked_scatter,
     blocked_weight_grad,
-    channel_shares,
+    scatter_parts,
     scatter_rows,
     shares_for,
 )
@@ -369,10 +369,11 @@ class Conv(Operator):
         if plan.lowering == "sparse":
             return scatter_rows(plan.sparse_matrix(self.weight, transpose=True), dY, dX)
         W = self._w()
-        parts = channel_shares(g.in_channels, g.groups, plan.shares(dY.shape[1]))
+        parts, by_blocks = scatter_parts(g.in_channels, g.groups, plan.shares(dY.shape[1]))
         most = max(c1 - c0 for part in parts for _, c0, c1 in part)
         blocks = plan.scatter_blocks(dY.shape[1], dY.dtype.itemsize, most, len(parts))
-        return blocked_scatter(W.transpose(0, 2, 1), dY, blocks, parts, dX, plan.pool)
+        return blocked_scatter(W.transpose(0, 2, 1), dY, blocks, parts, by_blocks, dX,
+                               plan.pool)
 
     def unfold(self, X: np.ndarray) -> np.ndarray:
         """``S X`` in a pooled buffer (give it back with :meth:`release`)."""
