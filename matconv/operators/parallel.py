@@ -6,9 +6,9 @@ several cores from Python threads. Two rules keep this pool from fighting OpenBL
 * :func:`run_shares` cuts the work into one *share* per thread; the caller runs the first share
   itself and the pool's threads the others, so a call never waits on a queue it is not working;
 * every BLAS call made inside a share is a piece of at most :data:`SINGLE_THREAD_MNK`
-  multiply-adds (``m n k``), below the size at which OpenBLAS starts its own threads (measured:
-  about ``10**6``; see ``benchmarks/README.md``), so OpenBLAS's threads stay asleep while the
-  pool's run. :func:`gemm_into` and :func:`gemm_sum` cut bigger products into such pieces,
+  multiply-adds (``m n k``), small enough that OpenBLAS does not start its own threads for it,
+  so they stay asleep while the pool's run (measured per thread with OpenBLAS 0.3.31, see
+  ``benchmarks/README.md``). :func:`gemm_into` and :func:`gemm_sum` cut bigger products into such pieces,
   stacked so that numpy loops over them in C.
 
 The pool is shared by every layer and thread of the process: two threads running separate layers
@@ -28,8 +28,9 @@ from numpy.lib.stride_tricks import as_strided
 __all__ = ["get_num_threads", "set_num_threads", "run_shares", "gemm_into", "gemm_sum",
            "split_evenly", "SINGLE_THREAD_MNK"]
 
-#: largest ``m n k`` of one BLAS call made inside a share: OpenBLAS 0.3.31 runs products below
-#: about 10**6 on the calling thread (half of that is kept as a margin)
+#: largest ``m n k`` of one BLAS call made inside a share. OpenBLAS 0.3.31 runs a product with
+#: ``m n k < 10**6`` on the calling thread when one thread calls, but already started its own
+#: threads for pieces of 9e5 when two threads called at once; at 2**19 its threads stayed idle
 SINGLE_THREAD_MNK = 1 << 19
 _MIN_PIECE = 64  # narrowest piece worth a BLAS call before the rows are split instead
 
