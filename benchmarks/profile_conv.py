@@ -12,6 +12,8 @@ For each config and dtype, the median time (ms) of
               (``gemm`` and ``c2im`` alone);
 * ``dW``      ``op.weight_grad(X, dY)``: the gather again and ``(S_b X) dY_b.T`` (each alone);
 * ``db``      the bias gradient ``sum(dY)``;
+* ``+b``      ``op.apply(X, bias=b)`` plus ``op.weight_and_bias_grad``: the bias added and summed
+              inside the blocked loops instead (what ``fwd + bias + dW + db`` would become);
 * ``layout``  the two transposes a layer pays when ``x`` and ``dy`` come in C order (first layer);
 * ``ovh``     Python overhead: ``total`` minus the pieces (recording, checks, plan lookups);
 * ``floor``   matconv's three GEMMs alone on ready operands, numpy's GEMM with its own threads:
@@ -50,7 +52,7 @@ from matconv.operators import conv_plan
 from matconv.operators.blocked import skipping
 
 COLUMNS = ["total", "fwd", "gath", "gemm", "bias", "dx", "gemm", "c2im", "dW", "gath", "gemm",
-           "db", "layout", "ovh", "floor", "/floor"]
+           "db", "+b", "layout", "ovh", "floor", "/floor"]
 
 
 def profile(cfg, dtype, timer, rng):
@@ -91,6 +93,13 @@ def profile(cfg, dtype, timer, rng):
     t["dW gath"] = timer(alone(lambda: op.weight_grad(saved, dY), "gemm"))
     t["dW gemm"] = timer(alone(lambda: op.weight_grad(saved, dY), "gather"))
     t["db"] = timer(lambda: dY.reshape(Co, -1).sum(axis=1))
+
+    def fused():
+        Yb, kept = op.apply(X, bias=bias)
+        op.weight_and_bias_grad(kept, dY)
+        op.release(kept)
+
+    t["+b"] = timer(fused)
     t["layout"] = timer(lambda: (to_batch_last(x), to_batch_last(dy)))
     t["ovh"] = t["total"] - sum(t[key] for key in ("fwd", "bias", "dx", "dW", "db"))
     floor = gemm_floor(cfg, dtype, timer, rng)
@@ -103,15 +112,18 @@ def profile(cfg, dtype, timer, rng):
 
 def print_table(dname, rows):
     keys = ["total", "fwd", "fwd gath", "fwd gemm", "bias", "dx", "dx gemm", "dx c2im", "dW",
-            "dW gath", "dW gemm", "db", "layout", "ovh", "floor", "/floor"]
+            "dW gath", "dW gemm", "db", "+b", "layout", "ovh", "floor", "/floor"]
     print(f"\n== {dname}: ms per forward+backward (medians), pieces of the im2col layer ==")
-    print("      " + "".join(f"{c:>7}" for c in COLUMNS))
+    print("      " + "".join(f"{c:>8}" for c in COLUMNS))
     for name, t in rows:
-        cells = [f"{t[key]:7.2f}" if key != "/floor" else f"{t[key]:6.2f}x" for key in keys]
+        cells = [f"{t[key]:8.2f}" if key != "/floor" else f"{t[key]:7.2f}x" for key in keys]
         print(f"  {name:<4}" + "".join(cells))
     print("  floor parts (ms): " + "; ".join(
         f"{name} " + " ".join(f"{k} {v:.2f}" for k, v in t["floor parts"].items())
         for name, t in rows))
+    saved = "; ".join(f"{name} {t['fwd'] + t['bias'] + t['dW'] + t['db'] - t['+b']:.2f}"
+                      for name, t in rows)
+    print(f"  bias inside the blocked loops would save (fwd + bias + dW + db) - (+b) ms: {saved}")
     ratios = [t["/floor"] for name, t in rows if name in TARGET_CONFIGS]
     if ratios:
         print(f"SUMMARY {dname} total/floor: median {statistics.median(ratios):.2f}x, worst "

@@ -291,3 +291,26 @@ def test_skipping_names_its_stages():
                                          r"\['gathre'\]"):
         with skipping("gathre"):
             pass
+
+
+@pytest.mark.parametrize("lowering", ["im2col", "sparse"])
+@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[-1]], ids=str)
+def test_bias_inside_the_product_and_its_gradient_beside_the_weight_gradient(case, lowering,
+                                                                            forced, rng):
+    w = rng.standard_normal(case.w_shape)
+    b = rng.standard_normal(case.w_shape[0])
+    x = rng.standard_normal((3, *case.in_shape))
+    g = ConvGeometry(case.in_shape[0], w.shape[0], w.shape[2:], case.stride, case.padding,
+                     case.dilation, case.groups, case.mode)
+    op = conv_plan(g, case.in_shape[1:], lowering=lowering).at(w)
+    Y, saved = op.apply(x.reshape(3, -1).T.copy(), bias=b)
+    expected = ref.conv_forward(x, w, case.stride, case.padding, case.dilation, case.groups,
+                                case.mode) + b.reshape(-1, *(1,) * (w.ndim - 2))
+    np.testing.assert_allclose(Y.T.reshape(expected.shape), expected, rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(expected.shape)
+    dW, db = op.weight_and_bias_grad(saved, dy.reshape(3, -1).T.copy())
+    np.testing.assert_allclose(dW, weight_grad_oracle(case, w, x, dy), rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(db, dy.sum(axis=tuple(i for i in range(dy.ndim) if i != 1)),
+                               rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=rf"bias must have shape \({w.shape[0]},\), got \(2,\)"):
+        op.apply(x.reshape(3, -1).T.copy(), bias=np.ones(2))

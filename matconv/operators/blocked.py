@@ -105,13 +105,14 @@ def _take_buffer(pool, blocks, X):
 
 
 def blocked_product(weight: np.ndarray, X: np.ndarray, blocks, out: np.ndarray, pool,
-                    shares: int, save: np.ndarray = None) -> np.ndarray:
-    """``out[:, block] = weight[g] @ (S_b X)[g]`` for every block ``b`` and group ``g``, the
-    blocks split among ``shares`` threads.
+                    shares: int, save: np.ndarray = None, bias: np.ndarray = None
+                    ) -> np.ndarray:
+    """``out[:, block] = weight[g] @ (S_b X)[g] (+ bias)`` for every block ``b`` and group
+    ``g``, the blocks split among ``shares`` threads.
 
     ``weight`` is ``(G, m, k)``, ``X`` ``(n_src, N)`` C-contiguous, ``out`` ``(G * m,
-    positions * N)``. ``save``, if given, receives a copy of ``X`` (each thread copies its share
-    of the rows).
+    positions * N)``, ``bias`` ``(G * m,)`` (added to each block while it is in cache).
+    ``save``, if given, receives a copy of ``X`` (each thread copies its share of the rows).
     """
     G, m, k = weight.shape
     N = X.shape[1]
@@ -129,6 +130,8 @@ def blocked_product(weight: np.ndarray, X: np.ndarray, blocks, out: np.ndarray, 
                 if "gemm" not in _skip:
                     gemm_into(weight, cols.reshape(G, k, -1), out[:, lo:hi].reshape(G, m, -1),
                               small=shares > 1)
+                if bias is not None:
+                    out[:, lo:hi] += bias[:, None]
         finally:
             pool.give(buf)
 
@@ -137,8 +140,9 @@ def blocked_product(weight: np.ndarray, X: np.ndarray, blocks, out: np.ndarray, 
 
 
 def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool,
-                        shares: int) -> np.ndarray:
-    """``dW = dY (S X).T`` as ``(G, m, k)``: ``sum_b dY_b (S_b X).T``, a sum per thread.
+                        shares: int, with_bias: bool = False):
+    """``dW = dY (S X).T`` as ``(G, m, k)``: ``sum_b dY_b (S_b X).T``, a sum per thread; with
+    ``with_bias``, ``(dW, db)`` where ``db`` sums each block of ``dY`` while it is in cache.
 
     Each term is computed as ``((S_b X) dY_b.T).T``: OpenBLAS runs that orientation of the
     long-inner product 1.1-1.6x faster (``benchmarks/README.md``).
@@ -150,6 +154,7 @@ def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool
 
     def share(i):
         total = np.zeros((G, k, m), dtype=dY.dtype)
+        db = np.zeros(G * m, dtype=dY.dtype) if with_bias else None
         buf = _take_buffer(pool, blocks, X)
         try:
             for b in range(parts[i], parts[i + 1]):
@@ -158,11 +163,15 @@ def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool
                 if "gemm" not in _skip:
                     total += gemm_sum(cols, dY[:, lo:hi].reshape(G, m, -1).transpose(0, 2, 1),
                                       small=shares > 1)
+                if with_bias:
+                    db += dY[:, lo:hi].sum(axis=1)
         finally:
             pool.give(buf)
-        return total
+        return total, db
 
-    return sum(run_shares(share, shares)).transpose(0, 2, 1)
+    results = run_shares(share, shares)
+    dW = sum(r[0] for r in results).transpose(0, 2, 1)
+    return (dW, sum(r[1] for r in results)) if with_bias else dW
 
 
 def scatter_parts(channels: int, groups: int, shares: int) -> tuple:

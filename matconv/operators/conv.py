@@ -340,23 +340,34 @@ class Conv(Operator):
         return np.empty((rows, columns), dtype=self.dtype)
 
     # ---- products
-    def apply(self, X: np.ndarray, keep: bool = True):
-        """``(A X, saved)``: ``saved`` is what :meth:`weight_grad` needs (a copy of ``X`` in a
-        pooled buffer; give it back with :meth:`release`), ``None`` without ``keep``."""
+    def apply(self, X: np.ndarray, keep: bool = True, bias: np.ndarray = None):
+        """``(A X + b, saved)``: ``saved`` is what :meth:`weight_grad` needs (a copy of ``X`` in a
+        pooled buffer; give it back with :meth:`release`), ``None`` without ``keep``.
+
+        ``bias`` (``(C_out,)``, optional) is added to every position of its channel, inside the
+        blocked product while each block of the output is in cache (not part of ``A``).
+        """
         X = np.ascontiguousarray(self._check(X, self.shape[1], "apply"))
-        plan = self.plan
+        plan, g = self.plan, self.plan.geometry
+        if bias is not None:
+            bias = np.asarray(bias, dtype=self.dtype)
+            if bias.shape != (g.out_channels,):
+                raise ValueError(f"bias must have shape ({g.out_channels},), got {bias.shape}")
         saved = plan.pool.take(X.shape, X.dtype, f"the saved input of {X.shape[1]} examples") \
             if keep else None
         if plan.lowering == "sparse":
             if saved is not None:
                 np.copyto(saved, X)
             A = plan.sparse_matrix(self.weight, transpose=False)
-            return scatter_rows(A, X, self._output(A.shape[0], X.shape[1], "the output")), saved
+            Y = scatter_rows(A, X, self._output(A.shape[0], X.shape[1], "the output"))
+            if bias is not None:
+                Y.reshape(g.out_channels, -1)[...] += bias[:, None]
+            return Y, saved
         Y = self._output(self.shape[0], X.shape[1], "the output")
         shares = plan.shares(X.shape[1])
         blocks = plan.gather_blocks(X.shape[1], X.dtype.itemsize, shares)
-        blocked_product(self._w(), X, blocks, Y.reshape(plan.geometry.out_channels, -1),
-                        plan.pool, shares, save=saved)
+        blocked_product(self._w(), X, blocks, Y.reshape(g.out_channels, -1), plan.pool, shares,
+                        save=saved, bias=bias)
         return Y, saved
 
     def _matmat(self, X):
@@ -388,16 +399,24 @@ class Conv(Operator):
         """``dW = dY (S X).T`` shaped like the weight (``saved`` from :meth:`apply`)."""
         return self.input_weight_grad(saved, dY)
 
-    def input_weight_grad(self, X: np.ndarray, dY: np.ndarray) -> np.ndarray:
-        """``dW = dY (S X).T`` from the input ``X`` itself, ``S X`` gathered block by block."""
+    def weight_and_bias_grad(self, saved: np.ndarray, dY: np.ndarray) -> tuple:
+        """``(dW, db)``: :meth:`weight_grad` and the bias gradient ``sum(dY)`` per output
+        channel, summed block by block in the same pass over ``dY``."""
+        return self.input_weight_grad(saved, dY, with_bias=True)
+
+    def input_weight_grad(self, X: np.ndarray, dY: np.ndarray, with_bias: bool = False):
+        """``dW = dY (S X).T`` from the input ``X`` itself, ``S X`` gathered block by block
+        (``(dW, db)`` with ``with_bias``)."""
         plan, g = self.plan, self.plan.geometry
         X = np.ascontiguousarray(X, dtype=self.dtype)
         dY = np.ascontiguousarray(dY, dtype=self.dtype)
         shares = plan.shares(X.shape[1])
         blocks = plan.gather_blocks(X.shape[1], X.dtype.itemsize, shares)
-        dW = blocked_weight_grad(X, dY.reshape(g.out_channels, -1), blocks, g.groups, plan.pool,
-                                 shares)
-        return dW.reshape(g.weight_shape)
+        out = blocked_weight_grad(X, dY.reshape(g.out_channels, -1), blocks, g.groups, plan.pool,
+                                  shares, with_bias)
+        if with_bias:
+            return out[0].reshape(g.weight_shape), out[1]
+        return out.reshape(g.weight_shape)
 
     # ---- matrices
     def _matrix(self, example):

@@ -8,8 +8,8 @@ several cores from Python threads. Two rules keep this pool from fighting OpenBL
 * every BLAS call made inside a share is a piece of at most :data:`SINGLE_THREAD_MNK`
   multiply-adds (``m n k``), small enough that OpenBLAS does not start its own threads for it,
   so they stay asleep while the pool's run (measured per thread with OpenBLAS 0.3.31, see
-  ``benchmarks/README.md``). :func:`gemm_into` and :func:`gemm_sum` cut bigger products into such pieces,
-  stacked so that numpy loops over them in C.
+  ``benchmarks/README.md``). :func:`gemm_into` and :func:`gemm_sum` cut bigger products into
+  such pieces, stacked so that numpy loops over them in C.
 
 The pool is shared by every layer and thread of the process: two threads running separate layers
 queue their shares on the same workers (each caller still computes its own first share).
