@@ -173,8 +173,11 @@ def test_layers_in_two_threads_at_once_give_the_serial_results(forced, rng):
     assert not errors, errors
 
 
-def test_the_saved_input_is_a_copy(rng):
-    """Editing x between the forward and the backward does not change the weight gradient."""
+@pytest.mark.parametrize("whole", [4 << 20, 0], ids=["keeps S x", "keeps x"])
+def test_the_saved_input_is_a_copy(whole, rng, monkeypatch):
+    """Editing x between the forward and the backward does not change the weight gradient,
+    whether the forward kept the gathered S x (a small layer) or a copy of x."""
+    monkeypatch.setattr(blocked, "WHOLE_BYTES", whole)
     layer = mc.nn.Conv2d(2, 3, 3, padding=1, bias=False, dtype=np.float64, rng=rng)
     x = rng.standard_normal((2, 2, 6, 5))
     dy = rng.standard_normal((2, 3, 6, 5))

@@ -104,15 +104,24 @@ def _take_buffer(pool, blocks, X):
     return pool.take((blocks.rows * blocks.widest * X.shape[1],), X.dtype, "a gathered block")
 
 
+def _kept_block(kept: np.ndarray, blocks, b: int, columns: int) -> np.ndarray:
+    """Block ``b``'s place in a buffer holding every block of ``S X`` one after the other."""
+    start = blocks.rows * blocks.edges[b] * columns
+    stop = blocks.rows * blocks.edges[b + 1] * columns
+    return kept[start:stop]
+
+
 def blocked_product(weight: np.ndarray, X: np.ndarray, blocks, out: np.ndarray, pool,
-                    shares: int, save: np.ndarray = None, bias: np.ndarray = None
-                    ) -> np.ndarray:
+                    shares: int, save: np.ndarray = None, bias: np.ndarray = None,
+                    keep: np.ndarray = None) -> np.ndarray:
     """``out[:, block] = weight[g] @ (S_b X)[g] (+ bias)`` for every block ``b`` and group
     ``g``, the blocks split among ``shares`` threads.
 
     ``weight`` is ``(G, m, k)``, ``X`` ``(n_src, N)`` C-contiguous, ``out`` ``(G * m,
     positions * N)``, ``bias`` ``(G * m,)`` (added to each block while it is in cache).
-    ``save``, if given, receives a copy of ``X`` (each thread copies its share of the rows).
+    ``save``, if given, receives a copy of ``X`` (each thread copies its share of the rows);
+    ``keep``, if given (flat, the size of ``S X``), receives every gathered block, one after the
+    other, for :func:`blocked_weight_grad` to use without gathering again.
     """
     G, m, k = weight.shape
     N = X.shape[1]
@@ -122,10 +131,11 @@ def blocked_product(weight: np.ndarray, X: np.ndarray, blocks, out: np.ndarray, 
     def share(i):
         if save is not None:
             save[rows[i]:rows[i + 1]] = X[rows[i]:rows[i + 1]]
-        buf = _take_buffer(pool, blocks, X)
+        buf = _take_buffer(pool, blocks, X) if keep is None else None
         try:
             for b in range(parts[i], parts[i + 1]):
-                cols = _gather(X, blocks, b, buf)
+                cols = _gather(X, blocks, b, buf if keep is None else
+                               _kept_block(keep, blocks, b, N))
                 lo, hi = blocks.edges[b] * N, blocks.edges[b + 1] * N
                 if "gemm" not in _skip:
                     gemm_into(weight, cols.reshape(G, k, -1), out[:, lo:hi].reshape(G, m, -1),
@@ -133,21 +143,23 @@ def blocked_product(weight: np.ndarray, X: np.ndarray, blocks, out: np.ndarray, 
                 if bias is not None:
                     out[:, lo:hi] += bias[:, None]
         finally:
-            pool.give(buf)
+            if buf is not None:
+                pool.give(buf)
 
     run_shares(share, shares)
     return out
 
 
 def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool,
-                        shares: int, with_bias: bool = False):
+                        shares: int, with_bias: bool = False, kept: np.ndarray = None):
     """``dW = dY (S X).T`` as ``(G, m, k)``: ``sum_b dY_b (S_b X).T``, a sum per thread; with
     ``with_bias``, ``(dW, db)`` where ``db`` sums each block of ``dY`` while it is in cache.
+    ``kept``: the blocks :func:`blocked_product` kept (then ``X`` is not read; pass ``None``).
 
     Each term is computed as ``((S_b X) dY_b.T).T``: OpenBLAS runs that orientation of the
     long-inner product 1.1-1.6x faster (``benchmarks/README.md``).
     """
-    N = X.shape[1]
+    N = dY.shape[1] // blocks.edges[-1]  # examples: dY is (G m, positions N)
     rows = blocks.rows
     G, m, k = groups, dY.shape[0] // groups, rows // groups
     parts = split_evenly(len(blocks.tables), shares)
@@ -155,10 +167,13 @@ def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool
     def share(i):
         total = np.zeros((G, k, m), dtype=dY.dtype)
         db = np.zeros(G * m, dtype=dY.dtype) if with_bias else None
-        buf = _take_buffer(pool, blocks, X)
+        buf = _take_buffer(pool, blocks, X) if kept is None else None
         try:
             for b in range(parts[i], parts[i + 1]):
-                cols = _gather(X, blocks, b, buf).reshape(G, k, -1)
+                if kept is None:
+                    cols = _gather(X, blocks, b, buf).reshape(G, k, -1)
+                else:
+                    cols = _kept_block(kept, blocks, b, N).reshape(G, k, -1)
                 lo, hi = blocks.edges[b] * N, blocks.edges[b + 1] * N
                 if "gemm" not in _skip:
                     total += gemm_sum(cols, dY[:, lo:hi].reshape(G, m, -1).transpose(0, 2, 1),
@@ -166,7 +181,8 @@ def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool
                 if with_bias:
                     db += dY[:, lo:hi].sum(axis=1)
         finally:
-            pool.give(buf)
+            if buf is not None:
+                pool.give(buf)
         return total, db
 
     results = run_shares(share, shares)

@@ -53,6 +53,7 @@ from ..lowering import (
     unfold_structure,
 )
 from ..memory import check_memory
+from . import blocked
 from .base import Operator
 from .blocked import (
     block_edges,
@@ -341,33 +342,43 @@ class Conv(Operator):
 
     # ---- products
     def apply(self, X: np.ndarray, keep: bool = True, bias: np.ndarray = None):
-        """``(A X + b, saved)``: ``saved`` is what :meth:`weight_grad` needs (a copy of ``X`` in a
-        pooled buffer; give it back with :meth:`release`), ``None`` without ``keep``.
+        """``(A X + b, saved)``: ``saved`` is what :meth:`weight_grad` needs, in pooled buffers
+        (give it back with :meth:`release`): a copy of ``X``, or for a small layer the gathered
+        ``S X`` itself; ``None`` without ``keep``.
 
         ``bias`` (``(C_out,)``, optional) is added to every position of its channel, inside the
         blocked product while each block of the output is in cache (not part of ``A``).
         """
         X = np.ascontiguousarray(self._check(X, self.shape[1], "apply"))
         plan, g = self.plan, self.plan.geometry
+        N = X.shape[1]
         if bias is not None:
             bias = np.asarray(bias, dtype=self.dtype)
             if bias.shape != (g.out_channels,):
                 raise ValueError(f"bias must have shape ({g.out_channels},), got {bias.shape}")
-        saved = plan.pool.take(X.shape, X.dtype, f"the saved input of {X.shape[1]} examples") \
-            if keep else None
         if plan.lowering == "sparse":
-            if saved is not None:
-                np.copyto(saved, X)
+            saved = None
+            if keep:
+                saved = _Kept(plan.pool.take(X.shape, X.dtype, f"the saved input of {N} examples"))
+                np.copyto(saved.array, X)
             A = plan.sparse_matrix(self.weight, transpose=False)
-            Y = scatter_rows(A, X, self._output(A.shape[0], X.shape[1], "the output"))
+            Y = scatter_rows(A, X, self._output(A.shape[0], N, "the output"))
             if bias is not None:
                 Y.reshape(g.out_channels, -1)[...] += bias[:, None]
             return Y, saved
-        Y = self._output(self.shape[0], X.shape[1], "the output")
-        shares = plan.shares(X.shape[1])
-        blocks = plan.gather_blocks(X.shape[1], X.dtype.itemsize, shares)
+        Y = self._output(self.shape[0], N, "the output")
+        shares = plan.shares(N)
+        blocks = plan.gather_blocks(N, X.dtype.itemsize, shares)
+        saved = None
+        if keep and plan.unfold_rows * N * X.dtype.itemsize <= blocked.WHOLE_BYTES:
+            # a small S X is kept whole: the weight gradient then need not gather it again
+            saved = _Kept(plan.pool.take((plan.unfold_rows * N,), X.dtype,
+                                         f"the unfolded input of {N} examples"), blocks)
+        elif keep:
+            saved = _Kept(plan.pool.take(X.shape, X.dtype, f"the saved input of {N} examples"))
         blocked_product(self._w(), X, blocks, Y.reshape(g.out_channels, -1), plan.pool, shares,
-                        save=saved, bias=bias)
+                        save=saved.array if saved and saved.blocks is None else None, bias=bias,
+                        keep=saved.array if saved and saved.blocks is not None else None)
         return Y, saved
 
     def _matmat(self, X):
@@ -392,28 +403,37 @@ class Conv(Operator):
 
     def release(self, saved) -> None:
         """Give back what :meth:`apply` or :meth:`unfold` kept."""
-        if saved is not None:
+        if isinstance(saved, _Kept):
+            self.plan.pool.give(saved.array)
+        elif saved is not None:
             self.plan.release(saved)
 
-    def weight_grad(self, saved: np.ndarray, dY: np.ndarray) -> np.ndarray:
+    def weight_grad(self, saved, dY: np.ndarray) -> np.ndarray:
         """``dW = dY (S X).T`` shaped like the weight (``saved`` from :meth:`apply`)."""
-        return self.input_weight_grad(saved, dY)
+        return self._weight_grads(saved, dY, with_bias=False)
 
-    def weight_and_bias_grad(self, saved: np.ndarray, dY: np.ndarray) -> tuple:
+    def weight_and_bias_grad(self, saved, dY: np.ndarray) -> tuple:
         """``(dW, db)``: :meth:`weight_grad` and the bias gradient ``sum(dY)`` per output
         channel, summed block by block in the same pass over ``dY``."""
-        return self.input_weight_grad(saved, dY, with_bias=True)
+        return self._weight_grads(saved, dY, with_bias=True)
 
-    def input_weight_grad(self, X: np.ndarray, dY: np.ndarray, with_bias: bool = False):
-        """``dW = dY (S X).T`` from the input ``X`` itself, ``S X`` gathered block by block
-        (``(dW, db)`` with ``with_bias``)."""
+    def input_weight_grad(self, X: np.ndarray, dY: np.ndarray):
+        """``dW = dY (S X).T`` from an input ``X`` itself, ``S X`` gathered block by block."""
+        return self._weight_grads(X, dY, with_bias=False)
+
+    def _weight_grads(self, saved, dY, with_bias):
         plan, g = self.plan, self.plan.geometry
-        X = np.ascontiguousarray(X, dtype=self.dtype)
         dY = np.ascontiguousarray(dY, dtype=self.dtype)
-        shares = plan.shares(X.shape[1])
-        blocks = plan.gather_blocks(X.shape[1], X.dtype.itemsize, shares)
+        shares = plan.shares(dY.shape[1])
+        X, kept, blocks = saved, None, None
+        if isinstance(saved, _Kept):
+            X, kept, blocks = (None, saved.array, saved.blocks) if saved.blocks is not None \
+                else (saved.array, None, None)
+        if blocks is None:
+            X = np.ascontiguousarray(X, dtype=self.dtype)
+            blocks = plan.gather_blocks(X.shape[1], X.dtype.itemsize, shares)
         out = blocked_weight_grad(X, dY.reshape(g.out_channels, -1), blocks, g.groups, plan.pool,
-                                  shares, with_bias)
+                                  shares, with_bias, kept=kept)
         if with_bias:
             return out[0].reshape(g.weight_shape), out[1]
         return out.reshape(g.weight_shape)
@@ -424,3 +444,13 @@ class Conv(Operator):
 
     def _matrix_t(self, example):
         return self.plan.conv.matrix_t(self.weight, copy=True)
+
+
+class _Kept:
+    """What a recorded forward keeps for its weight gradient, in a pooled buffer: a copy of
+    ``X`` (``blocks`` is ``None``), or every gathered block of ``S X`` in ``blocks``' layout."""
+
+    __slots__ = ("array", "blocks")
+
+    def __init__(self, array: np.ndarray, blocks=None):
+        self.array, self.blocks = array, blocks
