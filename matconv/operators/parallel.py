@@ -23,7 +23,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 __all__ = ["get_num_threads", "set_num_threads", "run_shares", "gemm_into", "gemm_sum",
            "split_evenly", "SINGLE_THREAD_MNK"]
@@ -138,13 +137,12 @@ def _pieces(rows: int, inner: int, n: int):
         blocks *= 2
 
 
-def _view(a, shape, strides):
-    return as_strided(a, shape=shape, strides=strides, writeable=a.flags.writeable)
-
-
 def gemm_into(a: np.ndarray, b: np.ndarray, out: np.ndarray, small: bool) -> None:
     """``out[g] = a[g] @ b[g]`` for 3-D ``a`` ``(G, m, k)``, ``b`` ``(G, k, n)``, ``out``
     ``(G, m, n)`` (any strides); with ``small``, as BLAS calls within :data:`SINGLE_THREAD_MNK`.
+
+    The pieces are views made by splitting axes (never a copy), stacked so that one
+    ``np.matmul`` loops over them in C.
     """
     G, m, k = a.shape
     n = b.shape[2]
@@ -152,21 +150,17 @@ def gemm_into(a: np.ndarray, b: np.ndarray, out: np.ndarray, small: bool) -> Non
         np.matmul(a, b, out=out)
         return
     blocks, width = _pieces(m, k, n)
-    mb, full = m // blocks, n // width * width
-    sa, sb, so = a.strides, b.strides, out.strides
-    a5 = _view(a, (G, blocks, 1, mb, k), (sa[0], mb * sa[1], 0, sa[1], sa[2]))
-    if full:
-        count = full // width
-        b5 = _view(b, (G, 1, count, k, width), (sb[0], 0, width * sb[2], sb[1], sb[2]))
-        o5 = _view(out, (G, blocks, count, mb, width),
-                   (so[0], mb * so[1], width * so[2], so[1], so[2]))
+    mb, count = m // blocks, n // width
+    a5 = a.reshape(G, blocks, 1, mb, k)
+    if count:
+        full = count * width
+        b5 = b[:, :, :full].reshape(G, 1, k, count, width).transpose(0, 1, 3, 2, 4)
+        o5 = out[:, :, :full].reshape(G, blocks, mb, count, width).transpose(0, 1, 3, 2, 4)
         np.matmul(a5, b5, out=o5)
-    if full < n:
-        rest = n - full
-        b5 = _view(b[:, :, full:], (G, 1, 1, k, rest), (sb[0], 0, 0, sb[1], sb[2]))
-        o5 = _view(out[:, :, full:], (G, blocks, 1, mb, rest),
-                   (so[0], mb * so[1], 0, so[1], so[2]))
-        np.matmul(a5, b5, out=o5)
+    if count * width < n:
+        rest = out[:, :, count * width:]
+        np.matmul(a5[:, :, 0], b[:, None, :, count * width:],
+                  out=rest.reshape(G, blocks, mb, n - count * width))
 
 
 def gemm_sum(a: np.ndarray, b: np.ndarray, small: bool) -> np.ndarray:
@@ -183,16 +177,12 @@ def gemm_sum(a: np.ndarray, b: np.ndarray, small: bool) -> np.ndarray:
         return np.matmul(a, b)
     blocks, depth = _pieces(m, n, k)
     mb, count = m // blocks, k // depth
-    sa, sb = a.strides, b.strides
-    a5 = _view(a, (G, blocks, count, mb, depth),
-               (sa[0], mb * sa[1], depth * sa[2], sa[1], sa[2]))
-    b5 = _view(b, (G, 1, count, depth, n), (sb[0], 0, depth * sb[1], sb[1], sb[2]))
+    full = count * depth
+    a5 = a[:, :, :full].reshape(G, blocks, mb, count, depth).transpose(0, 1, 3, 2, 4)
+    b5 = b[:, :full].reshape(G, 1, count, depth, n)
     total = np.matmul(a5, b5).sum(axis=2)                    # (G, blocks, mb, n)
-    if count * depth < k:
-        rest = k - count * depth
-        a5 = _view(a[:, :, count * depth:], (G, blocks, mb, rest),
-                   (sa[0], mb * sa[1], sa[1], sa[2]))
-        total += np.matmul(a5, b[:, None, count * depth:])
+    if full < k:
+        total += np.matmul(a[:, :, full:].reshape(G, blocks, mb, k - full), b[:, None, full:])
     return total.reshape(G, m, n)
 
 
