@@ -18,6 +18,9 @@ pause before it (OpenBLAS's, oneDNN's and XLA's threads spin for a while after a
       memory, which is what every matconv layer after the first receives in a network;
     - ``C-ord``: C-contiguous ``x`` and ``dy`` (the layer pays a transpose of each).
 
+    - ``1-thr``: in-net with matconv's thread pool off (``set_num_threads(1)``): every GEMM
+      whole on OpenBLAS's threads; the evidence for when the pool is used.
+
   ``lowering='auto'`` resolves to one of the two at construction (column ``auto``).
 * ``floor``       matconv's three im2col GEMMs alone on ready operands (``common.gemm_floor``).
 
@@ -56,8 +59,11 @@ from common import (
 )
 from peers import CorrelateConv, NumpyIm2colConv, SlidingWindowConv, jax_conv, numpy_peer
 
+from matconv.operators.parallel import set_num_threads
+
 TOL = {"float32": 1e-4, "float64": 1e-10}   # max abs error relative to max |reference|
-MATCONV = [("im2col", "in-net"), ("im2col", "C-ord"), ("sparse", "in-net"), ("sparse", "C-ord")]
+MATCONV = [("im2col", "in-net"), ("im2col", "C-ord"), ("sparse", "in-net"), ("sparse", "C-ord"),
+           ("im2col", "1-thr")]
 NUMPY_PEERS = ("np im2col", "np window", "scipy corr")
 TARGETS = ("float32: every config <= 1.25x its GEMM floor; median over A-F <= 1.1x PyTorch, none "
            "above 1.5x.  float64: every config <= 0.8x PyTorch.  Faster than every numpy peer.")
@@ -117,11 +123,23 @@ def run_config(name, cfg, dtype, timer, rng):
         layer = matconv.nn.Conv2d(C, Co, k, s, p, d, g, lowering=lowering, dtype=dtype)
         layer.weight.data[...] = w
         layer.bias.data[...] = b
-        xi, dyi = (x_net, dy_net) if layout == "in-net" else (x, dy)
+        xi, dyi = (x, dy) if layout == "C-ord" else (x_net, dy_net)
+        threads = 1 if layout == "1-thr" else None  # 1-thr: matconv's pool off, in-net
 
-        def fwdbwd(layer=layer, xi=xi, dyi=dyi):
-            layer(xi)
-            return layer.backward(dyi)
+        def fwd(layer=layer, xi=xi, threads=threads):
+            old = set_num_threads(threads)
+            try:
+                return layer(xi)
+            finally:
+                set_num_threads(old)
+
+        def fwdbwd(layer=layer, xi=xi, dyi=dyi, threads=threads):
+            old = set_num_threads(threads)
+            try:
+                layer(xi)
+                return layer.backward(dyi)
+            finally:
+                set_num_threads(old)
 
         def results(layer=layer, xi=xi, dyi=dyi):
             layer.zero_grad()
@@ -129,7 +147,7 @@ def run_config(name, cfg, dtype, timer, rng):
             dx = layer.backward(dyi)
             return y, dx, layer.weight.grad.copy(), layer.bias.grad.copy()
 
-        impls[f"{lowering} {layout}"] = (lambda layer=layer, xi=xi: layer(xi), fwdbwd, results)
+        impls[f"{lowering} {layout}"] = (fwd, fwdbwd, results)
     auto = matconv.nn.Conv2d(C, Co, k, s, p, d, g, dtype=dtype).lowering
 
     # ---- memory of the first two calls on fresh objects, then correctness, once
@@ -169,9 +187,9 @@ def summarize(dname, rows):
     """Per-config ratios and the target lines; ``rows`` is ``[(name, times, auto)]``."""
     print(f"\n== {dname}: fwd+bwd time ratios (same run) ==")
     print(f"  {'cfg':<4}{'torch ms':>9}{'auto':>8}{'auto':>7}{'best':>7} |{'auto/':>7}"
-          f"{'auto/':>7}{'auto/':>7}{'peak MB':>9}{'peak MB':>8}  auto")
+          f"{'auto/':>7}{'auto/':>7}{'pool':>7}{'peak MB':>9}{'peak MB':>8}  auto")
     print(f"  {'':<4}{'':>9}{'/torch':>8}{'C-ord':>7}{'/torch':>7} |{'floor':>7}{'jax':>7}"
-          f"{'numpy':>7}{'matconv':>9}{'torch':>8}")
+          f"{'numpy':>7}{'on/off':>7}{'matconv':>9}{'torch':>8}")
     r_auto, r_best, r_floor, r_jax, r_numpy = {}, {}, {}, {}, {}
     for name, t, auto in rows:
         torch_ms = t["pytorch"][1]
@@ -185,6 +203,7 @@ def summarize(dname, rows):
         print(f"  {name:<4}{torch_ms:9.2f}{r_auto[name]:7.2f}x"
               f"{t[f'{auto} C-ord'][1] / torch_ms:6.2f}x{r_best[name]:6.2f}x |"
               f"{r_floor[name]:6.2f}x{r_jax[name]:6.2f}x{r_numpy[name]:6.2f}x"
+              f"{t['im2col in-net'][1] / t['im2col 1-thr'][1]:6.2f}x"
               f"{t[f'{auto} in-net'][2]:9.1f}{t['pytorch'][2]:8.1f}  {auto}")
     target = [n for n, _, _ in rows if n in TARGET_CONFIGS]
     lines = []

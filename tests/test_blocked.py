@@ -21,13 +21,19 @@ from matconv.operators.parallel import gemm_into, gemm_sum, run_shares, set_num_
 from . import reference as ref
 
 
-@pytest.fixture
-def forced(monkeypatch):
-    """Tiny blocks, two threads for any work, GEMMs cut into pieces of at most 40 MACs."""
+@pytest.fixture(params=["pooled GEMMs", "pooled gathers"])
+def forced(request, monkeypatch):
+    """Tiny blocks and two threads for any work: either the GEMMs of the blocks are shared,
+    cut into pieces of at most 40 MACs, or they stay whole and only the gathers and scatters
+    around them are shared."""
     monkeypatch.setattr(blocked, "BLOCK_BYTES", 256)
     monkeypatch.setattr(blocked, "WHOLE_BYTES", 0)
-    monkeypatch.setattr(blocked, "MIN_SHARE_WORK", 0)
+    monkeypatch.setattr(blocked, "MIN_SPARSE_WORK", 0)
+    monkeypatch.setattr(blocked, "MIN_SPLIT_BYTES", 0)
+    monkeypatch.setattr(blocked, "MAX_POOLED_WEIGHT", 1 << 30)
     monkeypatch.setattr(parallel, "SINGLE_THREAD_MNK", 40)
+    monkeypatch.setattr(blocked, "MIN_SHARE_WORK", 0 if request.param == "pooled GEMMs" else
+                        1 << 60)
     old = set_num_threads(2)
     yield
     set_num_threads(old)
@@ -133,6 +139,7 @@ def test_blocked_and_unblocked_agree_on_a_larger_layer(rng, monkeypatch):
     monkeypatch.setattr(blocked, "BLOCK_BYTES", 512)
     monkeypatch.setattr(blocked, "WHOLE_BYTES", 0)
     monkeypatch.setattr(blocked, "MIN_SHARE_WORK", 0)
+    monkeypatch.setattr(blocked, "MAX_POOLED_WEIGHT", 1 << 30)
     old = set_num_threads(2)
     try:
         Y2, saved2 = op.apply(X)
@@ -173,7 +180,7 @@ def test_layers_in_two_threads_at_once_give_the_serial_results(forced, rng):
     assert not errors, errors
 
 
-@pytest.mark.parametrize("whole", [4 << 20, 0], ids=["keeps S x", "keeps x"])
+@pytest.mark.parametrize("whole", [256 << 20, 0], ids=["keeps S x", "keeps x"])
 def test_the_saved_input_is_a_copy(whole, rng, monkeypatch):
     """Editing x between the forward and the backward does not change the weight gradient,
     whether the forward kept the gathered S x (a small layer) or a copy of x."""

@@ -233,10 +233,12 @@ class ConvPlan:
                              shares, scatter_blocks)
 
     def shares(self, columns: int) -> int:
-        """Threads for a product of this plan on ``columns`` examples (one for small work)."""
+        """Threads for the products of this plan on ``columns`` examples (see
+        :func:`~matconv.operators.blocked.shares_for`)."""
         g = self.geometry
+        weight = g.out_channels // g.groups * g.in_channels // g.groups * g.kernel_numel
         work = self.n_out * g.in_channels // g.groups * g.kernel_numel * columns
-        return shares_for(work, math.prod(self.output_size))
+        return shares_for(work, math.prod(self.output_size), weight)
 
     def at(self, weight: np.ndarray) -> Conv:
         """The operator ``A`` of this plan for ``weight`` (shape ``geometry.weight_shape``)."""
