@@ -24,8 +24,10 @@ pause before it (OpenBLAS's, oneDNN's and XLA's threads spin for a while after a
   ``lowering='auto'`` resolves to one of the two at construction (column ``auto``).
 * ``floor``       matconv's three im2col GEMMs alone on ready operands (``common.gemm_floor``).
 
-Every implementation's output and gradients are checked against PyTorch once per config before
-timing; a mismatch is reported and makes the script exit with status 1. ``peak MB`` is the
+Every implementation's output and gradients (PyTorch's own included) are checked against PyTorch
+in float64 on the same data once per config before timing (tolerance: max error over max entry,
+5e-4 in float32, 1e-10 in float64); a mismatch is reported and makes the script exit with
+status 1. ``peak MB`` is the
 resident memory the first two fwd+bwd calls on fresh objects add at their peak (what they cache
 and keep counts; JAX's includes compiling), from ``/proc/self/clear_refs`` and ``VmHWM``.
 
@@ -61,7 +63,9 @@ from peers import CorrelateConv, NumpyIm2colConv, SlidingWindowConv, jax_conv, n
 
 from matconv.operators.parallel import set_num_threads
 
-TOL = {"float32": 1e-4, "float64": 1e-10}   # max abs error relative to max |reference|
+# max abs error relative to max |reference|, the reference PyTorch in float64 on the same data:
+# float32 sums of 50176 products (H's weight gradient) are off by ~1e-4 of their largest entry
+TOL = {"float32": 5e-4, "float64": 1e-10}
 MATCONV = [("im2col", "in-net"), ("im2col", "C-ord"), ("sparse", "in-net"), ("sparse", "C-ord"),
            ("im2col", "1-thr")]
 NUMPY_PEERS = ("np im2col", "np window", "scipy corr")
@@ -96,12 +100,17 @@ def run_config(name, cfg, dtype, timer, rng):
         xt.grad = wt.grad = bt.grad = None
         F.conv2d(xt, wt, bt, s, p, d, g).backward(dyt)
 
-    y_ref = torch_fwd().detach().numpy().copy()
-    torch_fwdbwd()
-    refs = (y_ref, *(t.grad.numpy().copy() for t in (xt, wt, bt)))
+    x64, w64, b64 = (torch.from_numpy(a.astype(np.float64)).requires_grad_() for a in (x, w, b))
+    y64 = F.conv2d(x64, w64, b64, s, p, d, g)
+    y64.backward(torch.from_numpy(dy.astype(np.float64)))
+    refs = (y64.detach().numpy(), *(t.grad.numpy() for t in (x64, w64, b64)))
+
+    def torch_results():
+        torch_fwdbwd()
+        return torch_fwd().detach().numpy(), *(t.grad.numpy().copy() for t in (xt, wt, bt))
 
     # ---- everything else as (fwd(), fwdbwd(), results()) triples
-    impls = {"pytorch": (torch_fwd, torch_fwdbwd, None)}
+    impls = {"pytorch": (torch_fwd, torch_fwdbwd, torch_results)}
     jx = jax_conv(w, b, s, p, d, g)
     if jx is not None:
         run_fwd, run_fwdbwd, to_device = jx
@@ -175,7 +184,7 @@ def print_config(name, cfg, dname, times, checks, auto):
     t_torch = times["pytorch"][1]
     print(f"\n{describe(name, cfg)}  {dname}   fwd {gf:.2f} GFLOP, fwd+bwd {3 * gf:.2f} GFLOP;"
           f"  auto -> {auto}")
-    print("  max relative error vs PyTorch: " + ", ".join(checks))
+    print("  max relative error vs PyTorch in float64: " + ", ".join(checks))
     print(f"  {'implementation':<18}{'fwd ms':>9}{'fwd+bwd ms':>12}{'GF/s':>7}{'/torch':>8}"
           f"{'peak MB':>9}")
     for label, (tf, tfb, mb) in times.items():
