@@ -21,18 +21,16 @@ from matconv.operators.parallel import gemm_into, gemm_sum, run_shares, set_num_
 from . import reference as ref
 
 
-@pytest.fixture(params=["pooled GEMMs", "pooled gathers"])
+@pytest.fixture(params=["two threads", "one thread"])
 def forced(request, monkeypatch):
-    """Tiny blocks and two threads for any work: either the GEMMs of the blocks are shared,
-    cut into pieces of at most 40 MACs, or they stay whole and only the gathers and scatters
-    around them are shared."""
+    """Tiny blocks, and either two threads for any work with GEMMs cut into pieces of at most
+    40 MACs, or every block on the calling thread."""
     monkeypatch.setattr(blocked, "BLOCK_BYTES", 256)
     monkeypatch.setattr(blocked, "WHOLE_BYTES", 0)
     monkeypatch.setattr(blocked, "MIN_SPARSE_WORK", 0)
-    monkeypatch.setattr(blocked, "MIN_SPLIT_BYTES", 0)
     monkeypatch.setattr(blocked, "MAX_POOLED_WEIGHT", 1 << 30)
     monkeypatch.setattr(parallel, "SINGLE_THREAD_MNK", 40)
-    monkeypatch.setattr(blocked, "MIN_SHARE_WORK", 0 if request.param == "pooled GEMMs" else
+    monkeypatch.setattr(blocked, "MIN_SHARE_WORK", 0 if request.param == "two threads" else
                         1 << 60)
     old = set_num_threads(2)
     yield

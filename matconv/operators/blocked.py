@@ -29,7 +29,7 @@ try:  # CSR times dense, accumulating into a given output: what scipy's own prod
 except ImportError:  # pragma: no cover - a scipy without it: the public product, then a copy
     csr_matvecs = None
 
-__all__ = ["BLOCK_BYTES", "WHOLE_BYTES", "MIN_SHARE_WORK", "MIN_SPARSE_WORK", "MIN_SPLIT_BYTES",
+__all__ = ["BLOCK_BYTES", "WHOLE_BYTES", "MIN_SHARE_WORK", "MIN_SPARSE_WORK",
            "MAX_POOLED_WEIGHT", "block_edges", "blocked_product", "blocked_weight_grad",
            "blocked_scatter", "scatter_parts", "scatter_rows", "shares_for", "skipping"]
 
@@ -46,9 +46,6 @@ BLOCK_BYTES = 32 << 20
 MIN_SHARE_WORK = 100_000_000
 #: the same for a sparse product (one C call per thread, no GIL traffic)
 MIN_SPARSE_WORK = 2_000_000
-#: bytes a gather or scatter must move before a product whose GEMMs stay on one thread (with
-#: OpenBLAS's threads) still shares that memory-bound part among the pool's threads
-MIN_SPLIT_BYTES = 2 << 20
 #: largest weight (``C_out/G * C_in/G * K`` entries) whose GEMMs go to the pool: a bigger one
 #: would have to be cut into row blocks to keep each BLAS piece within
 #: :data:`~matconv.operators.parallel.SINGLE_THREAD_MNK` and 64 columns wide, and OpenBLAS's
@@ -106,30 +103,17 @@ def block_edges(positions: int, rows: int, columns: int, itemsize: int, shares: 
     return tuple(split_evenly(positions, max(1, count)))
 
 
-def _memory_shares(nbytes: int) -> int:
-    """Threads for a gather or scatter of ``nbytes`` made outside a pooled loop."""
-    return max(1, min(get_num_threads(), int(nbytes // max(MIN_SPLIT_BYTES, 1))))
-
-
-def _gather(X: np.ndarray, blocks, b: int, buf: np.ndarray, split: int = 1) -> np.ndarray:
-    """``S_b X`` as ``(rows, width * N)`` in ``buf`` (rows without a source zeroed); with
-    ``split``, the rows are gathered by that many threads."""
+def _gather(X: np.ndarray, blocks, b: int, buf: np.ndarray) -> np.ndarray:
+    """``S_b X`` as ``(rows, width * N)`` in ``buf`` (rows without a source zeroed)."""
     table = blocks.tables[b]
     rows, width = table.shape
     out = buf[:rows * width * X.shape[1]].reshape(rows, width, X.shape[1])
     if "gather" in _skip:
         return out.reshape(rows, -1)
+    np.take(X, table, axis=0, out=out, mode="clip")  # 'clip': no buffered copy
     pads = blocks.pads[b]
-    cut = split_evenly(rows, split)
-
-    def part(i):
-        lo, hi = cut[i], cut[i + 1]
-        np.take(X, table[lo:hi], axis=0, out=out[lo:hi], mode="clip")  # 'clip': no buffering
-        if pads.size:
-            first, stop = np.searchsorted(pads, (lo * width, hi * width))
-            out.reshape(rows * width, -1)[pads[first:stop]] = 0
-
-    run_shares(part, split)
+    if pads.size:
+        out.reshape(rows * width, -1)[pads] = 0
     return out.reshape(rows, -1)
 
 
@@ -160,8 +144,6 @@ def blocked_product(weight: np.ndarray, X: np.ndarray, blocks, out: np.ndarray, 
     N = X.shape[1]
     parts = split_evenly(len(blocks.tables), shares)
     rows = split_evenly(X.shape[0], shares)
-    # one share: the GEMMs use OpenBLAS's threads, the gathers the pool's
-    split = 1 if shares > 1 else _memory_shares(blocks.rows * blocks.widest * N * X.itemsize)
 
     def share(i):
         if save is not None:
@@ -170,7 +152,7 @@ def blocked_product(weight: np.ndarray, X: np.ndarray, blocks, out: np.ndarray, 
         try:
             for b in range(parts[i], parts[i + 1]):
                 cols = _gather(X, blocks, b, buf if keep is None else
-                               _kept_block(keep, blocks, b, N), split)
+                               _kept_block(keep, blocks, b, N))
                 lo, hi = blocks.edges[b] * N, blocks.edges[b + 1] * N
                 if "gemm" not in _skip:
                     gemm_into(weight, cols.reshape(G, k, -1), out[:, lo:hi].reshape(G, m, -1),
@@ -198,8 +180,6 @@ def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool
     rows = blocks.rows
     G, m, k = groups, dY.shape[0] // groups, rows // groups
     parts = split_evenly(len(blocks.tables), shares)
-    split = 1 if shares > 1 or kept is not None else \
-        _memory_shares(rows * blocks.widest * N * dY.itemsize)
 
     def share(i):
         total = np.zeros((G, k, m), dtype=dY.dtype)
@@ -208,7 +188,7 @@ def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool
         try:
             for b in range(parts[i], parts[i + 1]):
                 if kept is None:
-                    cols = _gather(X, blocks, b, buf, split).reshape(G, k, -1)
+                    cols = _gather(X, blocks, b, buf).reshape(G, k, -1)
                 else:
                     cols = _kept_block(kept, blocks, b, N).reshape(G, k, -1)
                 lo, hi = blocks.edges[b] * N, blocks.edges[b + 1] * N
@@ -301,19 +281,11 @@ def blocked_scatter(weight_t: np.ndarray, dY: np.ndarray, blocks, parts: list, b
                     if "gemm" not in _skip:
                         gemm_into(weight_t[g:g + 1, c0 * K:c1 * K],
                                   dY3[g:g + 1, :, start:start + n], dcols, small)
-                    # one share: the GEMM used OpenBLAS's threads, the channels use the pool's
-                    split = 1 if small else _memory_shares(dcols.nbytes)
-                    cut = split_evenly(c1 - c0, min(split, c1 - c0))
-
-                    def channels(j, g=g, c0=c0, dcols=dcols, cut=cut, lo=lo, hi=hi,
-                                 indptr=indptr, indices=indices):
-                        for c in range(c0 + cut[j], c0 + cut[j + 1]):
-                            row = (g * channels_per_group + c) * cells
-                            _csr_add(indptr, indices, ones[:indices.size],
-                                     dcols[0, (c - c0) * K:(c - c0 + 1) * K].reshape(-1, N),
-                                     target[row + lo:row + hi])
-
-                    run_shares(channels, len(cut) - 1)
+                    for c in range(c0, c1):
+                        row = (g * channels_per_group + c) * cells
+                        _csr_add(indptr, indices, ones[:indices.size],
+                                 dcols[0, (c - c0) * K:(c - c0 + 1) * K].reshape(-1, N),
+                                 target[row + lo:row + hi])
         finally:
             pool.give(buf)
         return target if target is not out else None
