@@ -29,7 +29,7 @@ try:  # CSR times dense, accumulating into a given output: what scipy's own prod
 except ImportError:  # pragma: no cover - a scipy without it: the public product, then a copy
     csr_matvecs = None
 
-__all__ = ["BLOCK_BYTES", "WHOLE_BYTES", "MIN_SHARE_WORK", "MIN_SPARSE_WORK",
+__all__ = ["BLOCK_BYTES", "WHOLE_BYTES", "MIN_SHARE_WORK", "MIN_SPARSE_WORK", "KEEP_BUFFER_BYTES",
            "MAX_POOLED_WEIGHT", "block_edges", "blocked_product", "blocked_weight_grad",
            "blocked_scatter", "scatter_parts", "scatter_rows", "shares_for", "skipping"]
 
@@ -44,6 +44,10 @@ BLOCK_BYTES = 32 << 20
 #: threading it): below about 1e8 (configs B and E) the pool's dispatch and the handovers of
 #: the GIL between its threads cost more than a second core gave
 MIN_SHARE_WORK = 100_000_000
+#: working buffers up to this many bytes go back to the plan's pool after a product (fresh
+#: memory costs page faults); bigger ones are freed, so that a layer holds no more between
+#: calls than before (a forward's kept ``S X`` excepted)
+KEEP_BUFFER_BYTES = 16 << 20
 #: the same for a sparse product (one C call per thread, no GIL traffic)
 MIN_SPARSE_WORK = 2_000_000
 #: largest weight (``C_out/G * C_in/G * K`` entries) whose GEMMs go to the pool: a bigger one
@@ -119,6 +123,12 @@ def _gather(X: np.ndarray, blocks, b: int, buf: np.ndarray) -> np.ndarray:
 
 def _take_buffer(pool, blocks, X):
     return pool.take((blocks.rows * blocks.widest * X.shape[1],), X.dtype, "a gathered block")
+
+
+def _give_back(pool, buf: np.ndarray) -> None:
+    """Return a working buffer to ``pool`` unless it is big (then it is freed)."""
+    if buf.nbytes <= KEEP_BUFFER_BYTES:
+        pool.give(buf)
 
 
 def _kept_block(kept: np.ndarray, blocks, b: int, columns: int) -> np.ndarray:
@@ -287,13 +297,13 @@ def blocked_scatter(weight_t: np.ndarray, dY: np.ndarray, blocks, parts: list, b
                                  dcols[0, (c - c0) * K:(c - c0 + 1) * K].reshape(-1, N),
                                  target[row + lo:row + hi])
         finally:
-            pool.give(buf)
+            _give_back(pool, buf)
         return target if target is not out else None
 
     for extra in run_shares(share, len(parts)):
         if extra is not None:
             out += extra
-            pool.give(extra)
+            _give_back(pool, extra)
     return out
 
 
