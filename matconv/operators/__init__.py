@@ -21,12 +21,17 @@ kind                   used by
                        flatten, residual additions, concatenation, composition
 :class:`Graph`         a whole recorded forward: backward is ``graph.T``
 =====================  ======================================================================
+
+:class:`Conv`'s im2col products run in :mod:`~matconv.operators.blocked` (``S X`` gathered in
+blocks, each multiplied at once) and, for large products with small weights, on the threads of
+:mod:`~matconv.operators.parallel` (:func:`set_num_threads`).
 """
 from .base import BlockRow, Diagonal, Identity, Operator, Product, Scaled, Sum, Transposed
 from .conv import LOWERINGS, BufferPool, Conv, ConvPlan, conv_plan, gather_rows
 from .coupled import SoftmaxJacobian
 from .dense import Dense
 from .graph import Graph
+from .parallel import get_num_threads, set_num_threads
 from .selection import MaxPlan, Selection, adaptive_max_plan, channel_max_plan, max_pool_plan
 from .sparse import SparseOperator, adaptive_avg_operator, avg_pool_operator, upsample_operator
 
@@ -35,5 +40,5 @@ __all__ = [
     "LOWERINGS", "Conv", "ConvPlan", "conv_plan", "BufferPool", "gather_rows", "Dense",
     "SoftmaxJacobian", "Graph", "Selection", "MaxPlan", "max_pool_plan", "adaptive_max_plan",
     "channel_max_plan", "SparseOperator", "avg_pool_operator", "adaptive_avg_operator",
-    "upsample_operator",
+    "upsample_operator", "get_num_threads", "set_num_threads",
 ]
