@@ -4,13 +4,14 @@
 For each config and dtype, the median time (ms) of
 
 * ``total``   the layer's forward+backward inside a network (``x`` and ``dy`` batch-last views);
-* ``fwd``     ``op.apply(X)``: the blocked gather ``S_b X`` and GEMM ``W (S_b X)`` (and the copy
-              of ``X`` kept for the weight gradient); ``gath`` and ``gemm`` are the same loop run
-              with only that stage;
+* ``fwd``     ``op.apply(X)``: the blocked gather ``S_b X`` and GEMM ``W (S_b X)`` (and what it
+              keeps for the weight gradient); ``gath`` and ``gemm`` are the same loop run with
+              only that stage;
 * ``bias``    adding the bias to ``Y``;
 * ``dx``      ``op.rmatmat(dY)``: per block ``W.T dY_b``, then each channel's ``S_b.T`` product
               (``gemm`` and ``c2im`` alone);
-* ``dW``      ``op.weight_grad(X, dY)``: the gather again and ``(S_b X) dY_b.T`` (each alone);
+* ``dW``      ``op.weight_grad(kept, dY)``: ``(S_b X) dY_b.T`` (with a gather again when the
+              forward kept ``X`` rather than ``S X``; each stage alone);
 * ``db``      the bias gradient ``sum(dY)``;
 * ``+b``      ``op.apply(X, bias=b)`` plus ``op.weight_and_bias_grad``: the bias added and summed
               inside the blocked loops instead (what ``fwd + bias + dW + db`` would become);
@@ -19,8 +20,8 @@ For each config and dtype, the median time (ms) of
 * ``floor``   matconv's three GEMMs alone on ready operands, numpy's GEMM with its own threads:
               ``W cols``, ``W.T dY``, ``cols dY.T`` (``benchmarks/common.py: gemm_floor``).
 
-A fused stage can take less than its two parts added: the blocked loop keeps each block in cache
-between its gather and its GEMM, which the stage-alone runs cannot.
+A fused stage can take less or more than its two parts added: each part alone leaves the caches
+and OpenBLAS's threads in another state.
 
 Run from the repository root::
 

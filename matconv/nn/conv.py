@@ -261,9 +261,9 @@ groups : int, default 1
 bias : bool, default True
 padding_mode : {{'zeros', 'reflect', 'replicate', 'circular'}}, default 'zeros'
 lowering : {{'auto', 'im2col', 'sparse'}}, keyword-only
-    ``'im2col'``: ``y = W (S x)``, ``S x`` gathered one cache-sized block of positions at a time
-    and multiplied by ``W`` while in cache, the blocks shared among threads
-    (:func:`matconv.operators.parallel.set_num_threads`); ``'sparse'``: ``y = A x`` with the
+    ``'im2col'``: ``y = W (S x)``, ``S x`` gathered in blocks of positions and multiplied by
+    ``W`` (large products with small weights share their blocks among threads, see
+    :func:`matconv.operators.parallel.set_num_threads`); ``'sparse'``: ``y = A x`` with the
     whole operator. ``'auto'`` takes ``'sparse'`` for depthwise and single-filter layers (one
     input and one output channel per group) and ``'im2col'`` elsewhere, as
     ``benchmarks/bench_conv.py`` measured (see :func:`choose_lowering`). Both give the same

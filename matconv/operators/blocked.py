@@ -1,12 +1,13 @@
-"""The im2col products evaluated block by block: gather ``S_b X`` for a block of positions, use
-it in its GEMM while it is still in cache, go on to the next block.
+"""The im2col products evaluated block by block: gather ``S_b X`` for a block of positions, use it
+in its GEMM at once, go on to the next block.
 
-Materialising the whole unfolded input ``S X`` (nine times the input for a 3x3 kernel) and reading
-it back from memory cost as much as the GEMM itself on the larger layers; a block of at most
-:data:`BLOCK_BYTES` stays in the core's cache between its gather and its GEMM (measured in
-``benchmarks/profile_conv.py``: the forward of config F 1.9x faster on one core). Blocks are
-independent, so they are shared among threads (:mod:`~matconv.operators.parallel`), each with
-its own block buffer, each making only GEMM calls small enough to stay on its own thread.
+A layer whose whole ``S X`` fits :data:`WHOLE_BYTES` is one block per thread: measured in quiet
+windows on the benchmark machines (2 MiB of L2 per core), smaller, cache-sized blocks cost more
+in calls and smaller GEMMs than they saved (``benchmarks/README.md``). Beyond it, blocks of
+:data:`BLOCK_BYTES` bound the memory of a huge layer. Blocks are independent, so a large product
+with a small weight shares them among threads (:mod:`~matconv.operators.parallel`), each with its
+own block buffer, each making only GEMM calls small enough to stay on its own thread; other
+products run on the calling thread with OpenBLAS's threads in their GEMMs.
 
 * :func:`blocked_product`: ``out[:, block] = W_g (S_b X)`` for every block: the forward ``W (S X)``;
 * :func:`blocked_weight_grad`: ``dW = sum_b dY_b (S_b X).T``;

@@ -15,11 +15,13 @@ product             ``'im2col'``                 ``'sparse'``
 A convolution layer applies ``op`` and its backward is ``op.T``; a transposed convolution applies
 ``op.T`` and its backward is ``op``. Both lowerings give the same numbers.
 
-**How the im2col products run.** ``S X`` is never built whole: it is gathered one cache-sized
-block of positions at a time and multiplied while still in cache, the blocks shared among threads
-(:mod:`~matconv.operators.blocked`); the weight gradient gathers its blocks again from a copy of
-``X``. The input gradient is computed the same way, block by block: ``W.T dY_b`` for the channels
-a thread owns, then ``S_b.T`` of each of those channels adds it into the channel's input rows.
+**How the im2col products run** (:mod:`~matconv.operators.blocked`). ``S X`` is gathered in
+blocks of output positions, each multiplied at once: one block (one per thread) for a layer whose
+``S X`` fits :data:`~matconv.operators.blocked.WHOLE_BYTES`, 32 MiB blocks beyond, so a huge
+layer never holds all of it. Large products with small weights share their blocks among threads
+(:func:`~matconv.operators.parallel.set_num_threads`). The input gradient is computed channel by
+channel: ``W.T dY`` for the channels, then each channel's ``S_b.T`` adds it into the channel's
+input rows.
 
 **Weight gradient of the sparse lowering.** The gradient of ``A = sum_m w_m E_m`` (``E_m`` the 0/1
 pattern of weight ``m``, read off the weight-index map) is the sampled product
@@ -28,10 +30,11 @@ picking row ``(c, k)`` of ``S``, that sum is entry ``(o, (c, k))`` of ``dY (S X)
 product evaluated as the same blocked GEMM. The test suite checks it against the literal sum over
 the weight-index map.
 
-**Buffers.** A forward that is recorded keeps a copy of its input ``X`` for the weight gradient
-(a ninth of ``S X`` for a 3x3 kernel), in a buffer taken from the plan's pool and given back only
-when the record that holds it is released, so nothing another call does (a second use of the
-layer, a ``linear_operator`` product, the caller editing ``X``) can change it.
+**Buffers.** A forward that is recorded keeps what its weight gradient needs in a buffer taken
+from the plan's pool: ``S X`` itself when it fits ``WHOLE_BYTES``, else a copy of ``X`` (a ninth
+of ``S X`` for a 3x3 kernel; the weight gradient then gathers again). The buffer is given back
+only when the record that holds it is released, so nothing another call does (a second use of
+the layer, a ``linear_operator`` product, the caller editing ``X``) can change it.
 """
 from __future__ import annotations
 
