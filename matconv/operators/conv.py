@@ -39,6 +39,7 @@ the layer, a ``linear_operator`` product, the caller editing ``X``) can change i
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 
 import numpy as np
@@ -113,7 +114,8 @@ class ConvPlan:
                          "use a smaller input")
         self.pool = BufferPool()
         self._sparse = {}  # 'A' / 'AT' -> (weight it was gathered from, CSR matrix)
-        self._blocks = {}  # (kind, edges) -> blocked tables of S or S.T
+        self._blocks = {}  # (kind, sizes, threads) -> blocked tables of S or S.T
+        self._blocks_lock = threading.Lock()  # layers of one plan may run in several threads
 
     @property
     def shape(self) -> tuple:
@@ -170,9 +172,10 @@ class ConvPlan:
         if blocks is None:
             edges = block_edges(math.prod(self.output_size), rows, columns, itemsize, shares)
             blocks = build(self.geometry, self.input_size, self.output_size, edges)
-            while len(self._blocks) >= self._KEEP_BLOCKS:
-                self._blocks.pop(next(iter(self._blocks)), None)
-            self._blocks[key] = blocks
+            with self._blocks_lock:
+                while len(self._blocks) >= self._KEEP_BLOCKS:
+                    self._blocks.pop(next(iter(self._blocks)))
+                self._blocks[key] = blocks
         return blocks
 
     def gather_blocks(self, columns: int, itemsize: int, shares: int):
