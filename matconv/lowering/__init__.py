@@ -20,8 +20,16 @@ module                     what it holds
 ``maps``                   fixed maps (pooling sums, upsampling), max-pool and maxout windows
 ``matrices``               ``unfold_matrix`` and ``conv_matrix``, the user-facing builders
 ``cache``                  the one cache: ``clear_caches``, ``set_cache_limit``
+``blocks``                 ``S`` and ``S.T`` in blocks of positions (the blocked im2col)
 =========================  =============================================================
 """
+from .blocks import (
+                   GatherBlocks,
+                   ScatterBlocks,
+                   block_table_nbytes,
+                   gather_blocks,
+                   scatter_blocks,
+)
 from .cache import cache_info, cached, clear_caches, set_cache_limit
 from .maps import (
                    adaptive_avg_matrix,
@@ -65,5 +73,6 @@ __all__ = [
     "avg_pool_matrix", "adaptive_avg_matrix", "upsample_matrix", "pool_windows",
     "adaptive_windows", "channel_windows", "window_pattern", "cached", "clear_caches",
     "set_cache_limit", "cache_info", "fractional_windows", "cubic_table",
-    "fractional_starts", "interp_scale",
+    "fractional_starts", "interp_scale", "GatherBlocks", "ScatterBlocks", "gather_blocks",
+    "scatter_blocks", "block_table_nbytes",
 ]

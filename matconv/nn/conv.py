@@ -23,12 +23,13 @@ __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "
 def choose_lowering(lowering: str, geometry: ConvGeometry) -> str:
     """Resolve ``lowering='auto'`` for a geometry, from the benchmark's evidence.
 
-    ``benchmarks/bench_conv.py`` (see ``benchmarks/README.md``) measured the im2col GEMM ahead
-    on every multi-channel config and on single-input-channel layers with several filters
-    (configs A and D), and the whole sparse operator ahead where each output channel reads one
-    input channel through one filter (``in_channels/groups == out_channels/groups == 1``:
-    depthwise and single-filter layers, configs G and H), where im2col's GEMM degenerates into
-    many tiny products. ``'auto'`` picks accordingly.
+    ``benchmarks/bench_conv.py`` (see ``benchmarks/README.md``) measured the blocked im2col
+    GEMMs ahead on every multi-channel config and on single-input-channel layers with several
+    filters (configs A and D; A 2x ahead on one core), and the whole sparse operator ahead
+    where each output channel reads one input channel through one filter
+    (``in_channels/groups == out_channels/groups == 1``: depthwise and single-filter layers,
+    configs G and H, 2-3x ahead on one core), where im2col's GEMM degenerates into many tiny
+    products. ``'auto'`` picks accordingly.
 
     >>> choose_lowering("auto", ConvGeometry(16, 16, 3, groups=16))
     'sparse'
@@ -264,11 +265,13 @@ groups : int, default 1
 bias : bool, default True
 padding_mode : {{'zeros', 'reflect', 'replicate', 'circular'}}, default 'zeros'
 lowering : {{'auto', 'im2col', 'sparse'}}, keyword-only
-    ``'im2col'``: ``y = W (S x)`` (a sparse gather then one GEMM); ``'sparse'``: ``y = A x`` with
-    the whole operator. ``'auto'`` takes ``'sparse'`` for depthwise and single-filter layers
-    (one input and one output channel per group) and ``'im2col'`` elsewhere, as
+    ``'im2col'``: ``y = W (S x)``, ``S x`` gathered in blocks of positions and multiplied by
+    ``W`` (large products with small weights share their blocks among threads, see
+    :func:`matconv.operators.parallel.set_num_threads`); ``'sparse'``: ``y = A x`` with the
+    whole operator. ``'auto'`` takes ``'sparse'`` for depthwise and single-filter layers (one
+    input and one output channel per group) and ``'im2col'`` elsewhere, as
     ``benchmarks/bench_conv.py`` measured (see :func:`choose_lowering`). Both give the same
-    numbers.
+    numbers, and ``matrix()`` is the same ``A``.
 dtype : np.float32 or np.float64, keyword-only, default np.float32
 rng : numpy.random.Generator, optional, keyword-only
     Source of the initial weights (default: the generator :func:`matconv.manual_seed` seeds).

@@ -21,6 +21,10 @@ The kinds, and the layers that use them:
 * :class:`Identity`, :class:`Sum`, :class:`Scaled`, :class:`Product`, :class:`BlockRow`:
   flatten, residual additions, concatenation, composition
 * :class:`Graph`: a whole recorded forward: backward is ``graph.T``
+
+:class:`Conv`'s im2col products run in :mod:`~matconv.operators.blocked` (``S X`` gathered in
+blocks, each multiplied at once) and, for large products with small weights, on the threads of
+:mod:`~matconv.operators.parallel` (:func:`set_num_threads`).
 """
 from .base import BlockRow, Diagonal, Identity, Operator, Product, Scaled, Sum, Transposed
 from .conv import LOWERINGS, BufferPool, Conv, ConvPlan, conv_plan, gather_rows
@@ -28,6 +32,7 @@ from .coupled import SoftmaxJacobian
 from .dense import Dense
 from .graph import Graph
 from .normalization import COUPLED_BATCH, Normalization
+from .parallel import get_num_threads, set_num_threads
 from .selection import (MaxPlan, Selection, adaptive_max_plan, channel_max_plan, first_max,
                         fractional_max, max_pool_plan, unpool_operator)
 from .sparse import SparseOperator, adaptive_avg_operator, avg_pool_operator, upsample_operator
@@ -38,5 +43,5 @@ __all__ = [
     "SoftmaxJacobian", "Graph", "Selection", "MaxPlan", "max_pool_plan", "adaptive_max_plan",
     "channel_max_plan", "SparseOperator", "avg_pool_operator", "adaptive_avg_operator",
     "upsample_operator", "first_max", "fractional_max", "unpool_operator", "Normalization",
-    "COUPLED_BATCH",
+    "COUPLED_BATCH", "get_num_threads", "set_num_threads",
 ]

@@ -15,21 +15,32 @@ product             ``'im2col'``                 ``'sparse'``
 A convolution layer applies ``op`` and its backward is ``op.T``; a transposed convolution applies
 ``op.T`` and its backward is ``op``. Both lowerings give the same numbers.
 
+**How the im2col products run** (:mod:`~matconv.operators.blocked`). ``S X`` is gathered in
+blocks of output positions, each multiplied at once: one block (one per thread) for a layer whose
+``S X`` fits :data:`~matconv.operators.blocked.WHOLE_BYTES`, 32 MiB blocks beyond, so a huge
+layer never holds all of it. Large products with small weights share their blocks among threads
+(:func:`~matconv.operators.parallel.set_num_threads`). The input gradient is computed channel by
+channel: ``W.T dY`` for the channels, then each channel's ``S_b.T`` adds it into the channel's
+input rows.
+
 **Weight gradient of the sparse lowering.** The gradient of ``A = sum_m w_m E_m`` (``E_m`` the 0/1
 pattern of weight ``m``, read off the weight-index map) is the sampled product
 ``dW_m = sum_n dy_n^T E_m x_n``. Because ``E_m`` for the tap ``(o, c, k)`` is row block ``o``
 picking row ``(c, k)`` of ``S``, that sum is entry ``(o, (c, k))`` of ``dY (S X)^T``: the sampled
-product evaluated as one GEMM (3-4x cheaper than sampling every nonzero). The test suite checks it
-against the literal sum over the weight-index map.
+product evaluated as the same blocked GEMM. The test suite checks it against the literal sum over
+the weight-index map.
 
-**Buffers.** The unfolded input ``S X`` a forward keeps for the weight gradient is a buffer taken
-from the plan's pool and given back only when the record that holds it is released, so nothing
-another call does (a second use of the layer, a ``linear_operator`` product) can change it.
+**Buffers.** A forward that is recorded keeps what its weight gradient needs in a buffer taken
+from the plan's pool: ``S X`` itself when it fits ``WHOLE_BYTES``, else a copy of ``X`` (a ninth
+of ``S X`` for a 3x3 kernel; the weight gradient then gathers again). The buffer is given back
+only when the record that holds it is released, so nothing another call does (a second use of
+the layer, a ``linear_operator`` product, the caller editing ``X``) can change it.
 """
 from __future__ import annotations
 
 import math
 import threading
+import weakref
 
 import numpy as np
 
@@ -38,65 +49,29 @@ from ..lowering import (
     cached,
     conv_matrix_nbytes,
     conv_structure,
+    gather_blocks,
     resolve_output_size,
+    scatter_blocks,
     unfold_nbytes,
     unfold_structure,
 )
 from ..memory import check_memory
+from . import blocked
 from .base import Operator
+from .blocked import (
+    block_edges,
+    blocked_product,
+    blocked_scatter,
+    blocked_weight_grad,
+    scatter_parts,
+    scatter_rows,
+    shares_for,
+)
+from .buffers import BufferPool, gather_rows
 
 __all__ = ["LOWERINGS", "ConvPlan", "Conv", "conv_plan", "BufferPool", "gather_rows"]
 
 LOWERINGS = ("im2col", "sparse")
-
-
-class BufferPool:
-    """Reusable arrays by shape and dtype (fresh memory costs page faults on every call).
-
-    ``take`` hands out a free buffer or a new one (checked against the memory budget); ``give``
-    returns it. A buffer is never handed out twice before it is given back.
-    """
-
-    _KEEP = 2  # free buffers kept per shape and dtype
-
-    def __init__(self):
-        self._free = {}
-        self._lock = threading.Lock()
-
-    def take(self, shape, dtype, what: str) -> np.ndarray:
-        key = (tuple(shape), np.dtype(dtype))
-        with self._lock:
-            free = self._free.get(key)
-            if free:
-                return free.pop()
-        check_memory(math.prod(shape) * key[1].itemsize, f"{what} ({' x '.join(map(str, shape))})",
-                     "use a smaller batch")
-        return np.empty(shape, dtype=dtype)
-
-    def give(self, buf: np.ndarray) -> None:
-        key = (buf.shape, buf.dtype)
-        with self._lock:
-            free = self._free.setdefault(key, [])
-            if len(free) < self._KEEP and not any(b is buf for b in free):
-                free.append(buf)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(b.nbytes for free in self._free.values() for b in free)
-
-
-def gather_rows(unfold, X: np.ndarray, out: np.ndarray, fill=0) -> np.ndarray:
-    """``S @ X`` into ``out``: ``S`` has one 1 per row, so the product is a row gather.
-
-    Rows of ``S`` without a 1 (padding) get ``fill``: 0 for a linear map, ``-inf`` for a max.
-    """
-    if X.shape[0] != unfold.shape[1]:
-        raise ValueError(f"the input has {X.shape[0]} rows, the unfold structure reads "
-                         f"{unfold.shape[1]}")
-    np.take(X, unfold.gather, axis=0, out=out, mode="clip")  # 'clip' avoids a buffered copy
-    if unfold.pad_rows.size:
-        out[unfold.pad_rows] = fill
-    return out
 
 
 class ConvPlan:
@@ -139,6 +114,8 @@ class ConvPlan:
                          "use a smaller input")
         self.pool = BufferPool()
         self._sparse = {}  # 'A' / 'AT' -> (weight it was gathered from, CSR matrix)
+        self._blocks = {}  # (kind, sizes, threads) -> blocked tables of S or S.T
+        self._blocks_lock = threading.Lock()  # layers of one plan may run in several threads
 
     @property
     def shape(self) -> tuple:
@@ -147,7 +124,8 @@ class ConvPlan:
 
     @property
     def nbytes(self) -> int:
-        return sum(m.data.nbytes for _, m in self._sparse.values())
+        return (sum(m.data.nbytes for _, m in self._sparse.values())
+                + sum(b.nbytes for b in list(self._blocks.values())))
 
     def __repr__(self) -> str:
         g = self.geometry
@@ -186,6 +164,39 @@ class ConvPlan:
                                         else s.matrix(weight))
         return have[1]
 
+    _KEEP_BLOCKS = 4  # block layouts kept per plan (one per batch size in use, typically)
+
+    def _blocked(self, kind, rows, columns, itemsize, shares, build):
+        key = (kind, rows, columns, itemsize, shares)
+        blocks = self._blocks.get(key)
+        if blocks is None:
+            edges = block_edges(math.prod(self.output_size), rows, columns, itemsize, shares)
+            blocks = build(self.geometry, self.input_size, self.output_size, edges)
+            with self._blocks_lock:
+                while len(self._blocks) >= self._KEEP_BLOCKS:
+                    self._blocks.pop(next(iter(self._blocks)))
+                self._blocks[key] = blocks
+        return blocks
+
+    def gather_blocks(self, columns: int, itemsize: int, shares: int):
+        """``S`` in blocks of output positions for ``columns`` examples of ``itemsize`` bytes,
+        for ``shares`` threads."""
+        return self._blocked("gather", self.n_cols_rows, columns, itemsize, shares,
+                             gather_blocks)
+
+    def scatter_blocks(self, columns: int, itemsize: int, channels: int, shares: int):
+        """One channel's ``S.T`` in blocks sized for ``channels`` channels per thread."""
+        return self._blocked("scatter", channels * self.geometry.kernel_numel, columns, itemsize,
+                             shares, scatter_blocks)
+
+    def shares(self, columns: int) -> int:
+        """Threads for the products of this plan on ``columns`` examples (see
+        :func:`~matconv.operators.blocked.shares_for`)."""
+        g = self.geometry
+        weight = g.out_channels // g.groups * g.in_channels // g.groups * g.kernel_numel
+        work = self.n_out * g.in_channels // g.groups * g.kernel_numel * columns
+        return shares_for(work, math.prod(self.output_size), weight)
+
     def at(self, weight: np.ndarray) -> Conv:
         """The operator ``A`` of this plan for ``weight`` (shape ``geometry.weight_shape``)."""
         return Conv(self, weight)
@@ -219,16 +230,36 @@ def conv_plan(geometry: ConvGeometry, input_size, output_size=None, lowering="im
     """
     if not isinstance(lowering, str) or lowering not in LOWERINGS:
         raise ValueError(f"lowering must be one of {LOWERINGS}, got {lowering!r}")
+    # a layer asks for the plan it already has on every call: find it by the sizes as given
+    # before validating them again (that cost more than a small layer's arithmetic); the one
+    # cache still owns the plan, this only refers to it
+    given = (geometry, input_size, output_size, lowering)
+    plan = _plans_by_argument.get(given) if _plain_sizes(input_size, output_size) else None
+    if plan is not None:
+        return plan
     input_size, output_size = resolve_output_size(geometry, input_size, output_size)
-    return cached(("plan", geometry, input_size, output_size, lowering),
+    plan = cached(("plan", geometry, input_size, output_size, lowering),
                   lambda: ConvPlan(geometry, input_size, output_size, lowering))
+    if _plain_sizes(*given[1:3]):
+        _plans_by_argument[given] = plan
+    return plan
+
+
+_plans_by_argument = weakref.WeakValueDictionary()
+
+
+def _plain_sizes(input_size, output_size) -> bool:
+    """Tuples of Python ints (what layers pass): safe to use as a key before validation."""
+    return (type(input_size) is tuple and all(type(v) is int for v in input_size)
+            and (output_size is None or type(output_size) is tuple
+                 and all(type(v) is int for v in output_size)))
 
 
 class Conv(Operator):
     """The convolution ``A`` of a plan, bound to a copy of its weight.
 
     ``matmat`` is the convolution, ``rmatmat`` its input gradient (and the transposed
-    convolution); :meth:`apply` also keeps the unfolded input the weight gradient needs.
+    convolution); :meth:`apply` also keeps the copy of the input the weight gradient needs.
 
     >>> op = conv_plan(ConvGeometry(1, 1, 2, ndim=1), (3,)).at(np.array([[[1.0, 10.0]]]))
     >>> op.T.matmat(np.array([[1.0], [2.0]])).ravel()          # the transposed convolution
@@ -259,69 +290,121 @@ class Conv(Operator):
                 f" lowering={self.plan.lowering!r}>")
 
     def _w(self) -> np.ndarray:
-        return self.weight.reshape(self.weight.shape[0], -1)
+        """``W`` per group: ``(G, C_out/G, C_in/G * K)``."""
+        g = self.plan.geometry
+        return self.weight.reshape(g.groups, g.out_channels // g.groups, -1)
+
+    def _output(self, rows: int, columns: int, what: str) -> np.ndarray:
+        check_memory(rows * columns * self.dtype.itemsize, f"{what} ({rows} x {columns})",
+                     "use a smaller batch")
+        return np.empty((rows, columns), dtype=self.dtype)
 
     # ---- products
-    def apply(self, X: np.ndarray, keep: bool = True):
-        """``(A X, saved)``: ``saved`` is what :meth:`weight_grad` needs (the unfolded input
-        under ``'im2col'``, ``X`` itself under ``'sparse'``); without ``keep`` it is ``None``
-        and the buffer goes straight back to the pool."""
-        X = self._check(X, self.shape[1], "apply")
-        self._check_output(self.shape[0], X)
-        plan = self.plan
+    def apply(self, X: np.ndarray, keep: bool = True, bias: np.ndarray = None):
+        """``(A X + b, saved)``: ``saved`` is what :meth:`weight_grad` needs, in pooled buffers
+        (give it back with :meth:`release`): a copy of ``X``, or for a small layer the gathered
+        ``S X`` itself; ``None`` without ``keep``.
+
+        ``bias`` (``(C_out,)``, optional) is added to every position of its channel, inside the
+        blocked product while each block of the output is in cache (not part of ``A``).
+        """
+        X = np.ascontiguousarray(self._check(X, self.shape[1], "apply"))
+        plan, g = self.plan, self.plan.geometry
+        N = X.shape[1]
+        if bias is not None:
+            bias = np.asarray(bias, dtype=self.dtype)
+            if bias.shape != (g.out_channels,):
+                raise ValueError(f"bias must have shape ({g.out_channels},), got {bias.shape}")
         if plan.lowering == "sparse":
-            return plan.sparse_matrix(self.weight, transpose=False) @ X, (X if keep else None)
-        cols = plan.unfold_batch(X)
-        Y = _grouped_matmul(self._w(), cols, plan.geometry.groups).reshape(self.shape[0], -1)
-        if not keep:
-            plan.release(cols)
-            cols = None
-        return Y, cols
+            saved = None
+            if keep:
+                saved = _Kept(plan.pool.take(X.shape, X.dtype, f"the saved input of {N} examples"))
+                np.copyto(saved.array, X)
+            A = plan.sparse_matrix(self.weight, transpose=False)
+            Y = scatter_rows(A, X, self._output(A.shape[0], N, "the output"))
+            if bias is not None:
+                Y.reshape(g.out_channels, -1)[...] += bias[:, None]
+            return Y, saved
+        Y = self._output(self.shape[0], N, "the output")
+        if N == 0:  # an empty batch: nothing to multiply (PyTorch returns an empty output)
+            if keep:
+                return Y, _Kept(plan.pool.take(X.shape, X.dtype, "the saved input"))
+            return Y, None
+        shares = plan.shares(N)
+        blocks = plan.gather_blocks(N, X.dtype.itemsize, shares)
+        saved = None
+        if keep and plan.unfold_rows * N * X.dtype.itemsize <= blocked.WHOLE_BYTES:
+            # a small S X is kept whole: the weight gradient then need not gather it again
+            saved = _Kept(plan.pool.take((plan.unfold_rows * N,), X.dtype,
+                                         f"the unfolded input of {N} examples"), blocks)
+        elif keep:
+            saved = _Kept(plan.pool.take(X.shape, X.dtype, f"the saved input of {N} examples"))
+        blocked_product(self._w(), X, blocks, Y.reshape(g.out_channels, -1), plan.pool, shares,
+                        save=saved.array if saved and saved.blocks is None else None, bias=bias,
+                        keep=saved.array if saved and saved.blocks is not None else None)
+        return Y, saved
 
     def _matmat(self, X):
         return self.apply(X, keep=False)[0]
 
     def _rmatmat(self, dY):
-        plan = self.plan
-        self._check_output(self.shape[1] + (plan.unfold_rows if plan.lowering == "im2col" else 0),
-                           dY, "the transposed product")
+        plan, g = self.plan, self.plan.geometry
+        dY = np.ascontiguousarray(dY)
+        dX = self._output(self.shape[1], dY.shape[1], "the input gradient")
+        if dY.shape[1] == 0:
+            return dX
         if plan.lowering == "sparse":
-            return plan.sparse_matrix(self.weight, transpose=True) @ dY
-        dcols = _grouped_matmul(self._w(), dY.reshape(self.weight.shape[0], -1),
-                                plan.geometry.groups, transpose_a=True)
-        return plan.unfold_t(dY.dtype) @ dcols.reshape(plan.unfold_rows, dY.shape[1])
+            return scatter_rows(plan.sparse_matrix(self.weight, transpose=True), dY, dX)
+        W = self._w()
+        parts, by_blocks = scatter_parts(g.in_channels, g.groups, plan.shares(dY.shape[1]))
+        most = max(c1 - c0 for part in parts for _, c0, c1 in part)
+        blocks = plan.scatter_blocks(dY.shape[1], dY.dtype.itemsize, most, len(parts))
+        return blocked_scatter(W.transpose(0, 2, 1), dY, blocks, parts, by_blocks, dX,
+                               plan.pool)
 
     def unfold(self, X: np.ndarray) -> np.ndarray:
         """``S X`` in a pooled buffer (give it back with :meth:`release`)."""
         return self.plan.unfold_batch(self._check(X, self.shape[1], "unfold"))
 
     def release(self, saved) -> None:
-        """Give back what :meth:`apply` or :meth:`unfold` kept (no-op for the sparse lowering)."""
-        if saved is not None and self.plan.lowering == "im2col":
+        """Give back what :meth:`apply` or :meth:`unfold` kept."""
+        if isinstance(saved, _Kept):
+            self.plan.pool.give(saved.array)
+        elif saved is not None:
             self.plan.release(saved)
 
-    def weight_grad(self, saved: np.ndarray, dY: np.ndarray) -> np.ndarray:
+    def weight_grad(self, saved, dY: np.ndarray) -> np.ndarray:
         """``dW = dY (S X).T`` shaped like the weight (``saved`` from :meth:`apply`)."""
-        if self.plan.lowering == "sparse":
-            return self.input_weight_grad(saved, dY)
-        return self._dW(saved, dY)
+        return self._weight_grads(saved, dY, with_bias=False)
 
-    def input_weight_grad(self, X: np.ndarray, dY: np.ndarray) -> np.ndarray:
-        """``dW = dY (S X).T`` from the input ``X`` itself (unfolded into a pooled buffer)."""
-        cols = self.plan.unfold_batch(X)
-        try:
-            return self._dW(cols, dY)
-        finally:
-            self.plan.release(cols)
+    def weight_and_bias_grad(self, saved, dY: np.ndarray) -> tuple:
+        """``(dW, db)``: :meth:`weight_grad` and the bias gradient ``sum(dY)`` per output
+        channel, summed block by block in the same pass over ``dY``."""
+        return self._weight_grads(saved, dY, with_bias=True)
 
-    def _dW(self, cols, dY):
-        g = self.plan.geometry
-        # computed as (cols dY.T).T: OpenBLAS runs this orientation of the long-K product
-        # 1.2-1.7x faster than dY cols.T (benchmarks/README.md)
-        dW_t = _grouped_matmul(cols, dY.reshape(g.out_channels, -1), g.groups,
-                               transpose_b=True)  # (G*CgK, m)
-        dW = dW_t.reshape(g.groups, -1, g.out_channels // g.groups).transpose(0, 2, 1)
-        return dW.reshape(g.weight_shape)
+    def input_weight_grad(self, X: np.ndarray, dY: np.ndarray):
+        """``dW = dY (S X).T`` from an input ``X`` itself, ``S X`` gathered block by block."""
+        return self._weight_grads(X, dY, with_bias=False)
+
+    def _weight_grads(self, saved, dY, with_bias):
+        plan, g = self.plan, self.plan.geometry
+        dY = np.ascontiguousarray(dY, dtype=self.dtype)
+        if dY.shape[1] == 0:  # an empty batch adds nothing
+            dW = np.zeros(g.weight_shape, dtype=self.dtype)
+            return (dW, np.zeros(g.out_channels, dtype=self.dtype)) if with_bias else dW
+        shares = plan.shares(dY.shape[1])
+        X, kept, blocks = saved, None, None
+        if isinstance(saved, _Kept):
+            X, kept, blocks = (None, saved.array, saved.blocks) if saved.blocks is not None \
+                else (saved.array, None, None)
+        if blocks is None:
+            X = np.ascontiguousarray(X, dtype=self.dtype)
+            blocks = plan.gather_blocks(X.shape[1], X.dtype.itemsize, shares)
+        out = blocked_weight_grad(X, dY.reshape(g.out_channels, -1), blocks, g.groups, plan.pool,
+                                  shares, with_bias, kept=kept)
+        if with_bias:
+            return out[0].reshape(g.weight_shape), out[1]
+        return out.reshape(g.weight_shape)
 
     # ---- matrices
     @property
@@ -346,17 +429,11 @@ class Conv(Operator):
         return self.plan.conv.matrix_t(self.weight, copy=True)
 
 
-def _grouped_matmul(a, b, groups, transpose_a=False, transpose_b=False):
-    """Block-diagonal product: group ``g`` of ``a``'s rows times group ``g`` of ``b``'s rows.
+class _Kept:
+    """What a recorded forward keeps for its weight gradient, in a pooled buffer: a copy of
+    ``X`` (``blocks`` is ``None``), or every gathered block of ``S X`` in ``blocks``' layout."""
 
-    ``a`` is ``(G*m, k)`` (or ``(G*k, m)`` transposed), ``b`` is ``(G*k, n)`` (or ``(G*n, k)``);
-    with ``groups=1`` this is one GEMM.
-    """
-    if groups == 1:
-        return (a.T if transpose_a else a) @ (b.T if transpose_b else b)
-    a3 = a.reshape(groups, a.shape[0] // groups, a.shape[1])  # explicit: a size may be 0
-    b3 = b.reshape(groups, b.shape[0] // groups, b.shape[1])
-    a3 = a3.transpose(0, 2, 1) if transpose_a else a3
-    b3 = b3.transpose(0, 2, 1) if transpose_b else b3
-    out = np.matmul(a3, b3)
-    return out.reshape(out.shape[0] * out.shape[1], out.shape[2])
+    __slots__ = ("array", "blocks")
+
+    def __init__(self, array: np.ndarray, blocks=None):
+        self.array, self.blocks = array, blocks
