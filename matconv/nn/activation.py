@@ -82,7 +82,7 @@ class _Elementwise(_Pointwise):
         X = columns(x, batched)
         with np.errstate(all="ignore"):  # IEEE results (inf, NaN) without warnings, as PyTorch
             Y, deriv = self._apply(X)
-        op = Diagonal(deriv, fixed=False) if self._recording() else None
+        op = Diagonal(deriv, fixed=False, dtype=Y.dtype) if self._recording() else None
         return self._emit(op, Y, x.shape if batched else (1, *x.shape), batched)
 
     def derivative(self) -> np.ndarray:
@@ -115,7 +115,8 @@ class ReLU(_Elementwise):
 
     def _apply(self, x):
         # ufuncs keep the input's memory layout (batch-last views stay views of that layout)
-        return np.maximum(x, 0), (~(x <= 0)).astype(x.dtype)
+        # the derivative as a boolean mask (the Jacobian keeps it as such: 1/8 of the memory)
+        return np.maximum(x, 0), np.logical_not(x <= 0)
 
 
 class LeakyReLU(_Elementwise):

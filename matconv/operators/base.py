@@ -337,27 +337,40 @@ class Diagonal(Operator):
     fixed : bool
         Whether ``d`` is independent of the data it was recorded at (a mask of ReLU is not;
         an evaluation-mode normalisation is).
+    dtype : dtype, optional
+        The operator's dtype when ``d`` is a boolean mask (kept as booleans: an eighth of the
+        memory of a float32 diagonal); by default ``d.dtype``.
 
     >>> Diagonal(np.array([[1.0, 0.0], [2.0, 3.0]]), fixed=False).matrix(example=1).toarray()
     array([[0., 0.],
            [0., 3.]])
+    >>> Diagonal(np.array([True, False]), dtype=np.float32).d
+    array([1., 0.], dtype=float32)
     """
 
-    def __init__(self, d: np.ndarray, fixed: bool = False):
+    def __init__(self, d: np.ndarray, fixed: bool = False, dtype=None):
         d = np.asarray(d)
         if d.ndim not in (1, 2):
             raise ValueError(f"d must have shape (n,) or (n, N), got {d.shape}")
-        self.d = d
+        self._d = d
         self.shape = (d.shape[0], d.shape[0])
         self.batch = d.shape[1] if d.ndim == 2 else None
-        self.dtype, self.fixed = d.dtype, bool(fixed)
+        self.dtype = np.dtype(d.dtype if dtype is None else dtype)
+        self.fixed = bool(fixed)
+
+    @property
+    def d(self) -> np.ndarray:
+        """The diagonal, in the operator's dtype."""
+        return self._d.astype(self.dtype, copy=False)
 
     @property
     def nnz(self):
         return self.shape[0]
 
     def _matmat(self, X):
-        return self.d * X if self.d.ndim == 2 else self.d[:, None] * X
+        d = self._d  # a boolean mask multiplies as 0/1 without a float copy of it
+        return np.multiply(d if d.ndim == 2 else d[:, None], X,
+                           dtype=np.result_type(self.dtype, X.dtype))
 
     _rmatmat = _matmat
 
@@ -370,7 +383,7 @@ class Diagonal(Operator):
 
     @property
     def nbytes(self):
-        return self.d.nbytes
+        return self._d.nbytes
 
 
 class BlockRow(Operator):
