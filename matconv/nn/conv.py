@@ -142,12 +142,18 @@ class _ConvNd(_LoweredLayer):
                          lowering=self.lowering)
         op = plan.at(self._weight())
         keep = self._recording()
-        Y, saved = op.apply(to_batch_last(x), keep=keep)
-        self._add_bias(Y, self.out_channels)
+        # the bias is added (and summed back) block by block inside the products, while each
+        # block of the output is in cache; it is not part of A
+        bias = None if self.bias is None else self.bias.data
+        Y, saved = op.apply(to_batch_last(x), keep=keep, bias=bias)
 
         def grads(dY):  # dW = dY (S X).T, db = sum dY
-            self.weight.grad += op.weight_grad(saved, dY)
-            self._bias_grad(dY, self.out_channels)
+            if self.bias is None:
+                self.weight.grad += op.weight_grad(saved, dY)
+            else:
+                dW, db = op.weight_and_bias_grad(saved, dY)
+                self.weight.grad += dW
+                self.bias.grad += db
 
         return self._emit(op, Y, (x.shape[0], self.out_channels, *plan.output_size), batched,
                           grads, lambda: op.release(saved))
