@@ -19,7 +19,7 @@ from .lowering import (cache_info, clear_caches, conv_matrix, set_cache_limit, u
 from .memory import get_memory_budget, set_memory_budget
 from .nn import cat, no_grad
 from .nn.init import manual_seed
-from .operators import Operator, conv_plan
+from .operators import Operator, conv_plan, get_num_threads, set_num_threads
 from .show import SymbolicMatrix, symbolic, weight_index_matrix
 from .signal import convolve, correlate
 from .transposed import transposed_conv_direct
@@ -40,6 +40,8 @@ __all__ = [
     "ConvGeometry",
     "PoolGeometry",
     "conv_output_size",
+    "set_num_threads",
+    "get_num_threads",
     "conv_transpose_output_size",
     "conv_matrix",
     "unfold_matrix",

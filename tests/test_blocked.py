@@ -288,10 +288,13 @@ def test_run_shares_order_errors_and_nesting():
         set_num_threads(old)
 
 
-@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "2"])
-def test_set_num_threads_refuses(bad):
-    with pytest.raises(ValueError, match=r"number of threads must be an int >= 1 or None, got"):
+@pytest.mark.parametrize("bad,error", [(0, ValueError), (-1, ValueError), (True, TypeError),
+                                       (1.5, TypeError), ("2", TypeError)])
+def test_set_num_threads_refuses(bad, error):
+    with pytest.raises(error, match=r"n \(the number of threads\) must be an int >= 1 or None, "
+                                    r"got"):
         set_num_threads(bad)
+    assert mc.get_num_threads() >= 1
 
 
 def test_skipping_names_its_stages():

@@ -65,8 +65,11 @@ def set_num_threads(n) -> int:
     >>> _ = set_num_threads(old)
     """
     global _threads, _pool
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"number of threads must be an int >= 1 or None, got {n!r}")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer))):
+        raise TypeError(f"n (the number of threads) must be an int >= 1 or None, got {n!r}")
+    if n is not None and n < 1:
+        raise ValueError(f"n (the number of threads) must be an int >= 1 or None, got {n!r}")
+    n = None if n is None else int(n)
     previous = get_num_threads()
     with _lock:
         _threads = n
