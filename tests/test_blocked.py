@@ -325,3 +325,25 @@ def test_bias_inside_the_product_and_its_gradient_beside_the_weight_gradient(cas
                                rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match=rf"bias must have shape \({w.shape[0]},\), got \(2,\)"):
         op.apply(x.reshape(3, -1).T.copy(), bias=np.ones(2))
+
+
+def test_other_blas_libraries_run_on_one_thread_inside_and_are_restored():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import scipy.sparse.linalg  # noqa: F401 - loads scipy's own BLAS in a wheel install
+
+    def counts():
+        return {i["filepath"]: i["num_threads"]
+                for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+
+    before = counts()
+    with pytest.raises(KeyError):
+        with parallel.other_blas_single_threaded():
+            inside = counts()
+            raise KeyError("an error inside leaves the counts restored")
+    assert counts() == before
+    numpys = [p for p in before if "numpy" in p]
+    for path, n in inside.items():
+        if len(before) > 1 and path not in numpys:
+            assert n == 1
+        else:
+            assert n == before[path]

@@ -24,6 +24,7 @@ import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, aslinearoperator, svds
 
 from ..memory import check_memory, get_memory_budget
+from ..operators.parallel import other_blas_single_threaded
 from .fourier import fourier_apply, fourier_blocks, fourier_nbytes
 from .result import METHODS, SingularValues
 from .sources import resolve
@@ -115,8 +116,9 @@ def _svds(src, which, k, method, tol, maxiter):
     r = min(src.shape)
     v0 = np.random.default_rng(0).standard_normal(r)  # reproducible answers
     try:
-        u, s, vt = svds(L, k=k, which="SM" if which == "smallest" else "LM", tol=tol, v0=v0,
-                        maxiter=maxiter)
+        with other_blas_single_threaded():  # ARPACK's BLAS (scipy's) and the products' (numpy's)
+            u, s, vt = svds(L, k=k, which="SM" if which == "smallest" else "LM", tol=tol,
+                            v0=v0, maxiter=maxiter)
     except ArpackNoConvergence:
         raise RuntimeError(f"ARPACK did not converge to the {k} {which} singular values of the "
                            f"{src.shape[0]} x {src.shape[1]} operator within maxiter="
