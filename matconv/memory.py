@@ -7,6 +7,7 @@ names the estimate and what to do instead.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 __all__ = ["get_memory_budget", "set_memory_budget", "format_bytes", "check_memory"]
@@ -14,6 +15,7 @@ __all__ = ["get_memory_budget", "set_memory_budget", "format_bytes", "check_memo
 _budget = None
 
 
+@functools.lru_cache(maxsize=1)
 def _physical_memory() -> int:
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -41,8 +43,10 @@ def set_memory_budget(nbytes) -> int:
     >>> _ = set_memory_budget(None)
     """
     global _budget
-    if nbytes is not None and (isinstance(nbytes, bool) or not isinstance(nbytes, int)
-                               or nbytes <= 0):
+    if nbytes is not None and (isinstance(nbytes, bool) or not isinstance(nbytes, int)):
+        raise TypeError(f"nbytes (the memory budget) must be a positive int of bytes or None, "
+                        f"got {nbytes!r}")
+    if nbytes is not None and nbytes <= 0:
         raise ValueError(f"nbytes (the memory budget) must be a positive int of bytes or None, got "
                          f"{nbytes!r}")
     previous = get_memory_budget()

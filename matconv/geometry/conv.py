@@ -1,6 +1,8 @@
 """The frozen geometry of a convolution layer, independent of its weights and input size."""
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass
 
@@ -107,6 +109,13 @@ class ConvGeometry:
 
     def check_input_size(self, input_size) -> tuple:
         """Validate a spatial input size against this geometry; return it as a tuple."""
+        if type(input_size) is tuple and all(type(i) is int for i in input_size):
+            # a layer sees the same few sizes on every call: validated once (the cache keys
+            # on values, so only exact ints may use it: (3.0, 3.0) equals (3, 3))
+            return _checked_size(self, input_size)
+        return self._check_input_size(input_size)
+
+    def _check_input_size(self, input_size) -> tuple:
         size = as_tuple(input_size, self.ndim, "input spatial size")
         for dim, (i, (pb, pa), span) in enumerate(zip(size, self.padding,
                                                         self.effective_kernel_size)):
@@ -141,3 +150,8 @@ class ConvGeometry:
         """The same geometry with the channel roles swapped (for describing ``A.T``)."""
         return ConvGeometry(self.out_channels, self.in_channels, self.kernel_size, self.stride,
                             self.padding, self.dilation, self.groups, self.padding_mode, self.ndim)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_size(geometry: ConvGeometry, input_size: tuple) -> tuple:
+    return geometry._check_input_size(input_size)

@@ -19,6 +19,7 @@ threading its GEMMs as usual.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +41,10 @@ _pool = None
 _threads = None
 
 
+@functools.lru_cache(maxsize=1)
 def _usable_cores() -> int:
+    """The cores this process may run on, read once (a system call per product was measurable
+    on small layers)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
@@ -96,6 +100,7 @@ def _mark_worker():
 def _forget_pool_in_child():
     global _pool
     _pool = None  # a forked child has none of the parent's threads
+    _usable_cores.cache_clear()  # and may be given other cores
 
 
 os.register_at_fork(after_in_child=_forget_pool_in_child)
