@@ -391,3 +391,9 @@ def test_evaluate_refuses_labels_that_are_not_classes():
     for labels in (np.zeros((4, 2)), np.array(["a", "b", "c", "d"])):
         with pytest.raises((ValueError, TypeError)):
             mc.train.evaluate(model, np.zeros((4, 3)), labels)
+
+
+def test_jacobian_of_a_batch_says_x_is_one_example():
+    with pytest.raises(ValueError, match=r"jacobian runs the model on x as one example .* batch "
+                                         r"of shape \(1, 1, 1, 5\).*x\[i\]"):
+        mc.jacobian(nn.Conv1d(1, 1, 3), np.ones((1, 1, 5)))

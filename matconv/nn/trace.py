@@ -110,7 +110,13 @@ def jacobian(module, x, *, support: bool = False):
                         f"{getattr(x, 'dtype', type(x).__name__)}")
     module.check_factors(x.shape)
     dtype = _dtype_of(module)
-    module(np.asarray(x, dtype=dtype if x.dtype.kind != "f" else x.dtype)[None])
+    batch = np.asarray(x, dtype=dtype if x.dtype.kind != "f" else x.dtype)[None]
+    try:
+        module(batch)
+    except ValueError as exc:  # say what the model was given, and why (x is one example)
+        raise ValueError(f"jacobian runs the model on x as one example (C, *spatial), i.e. on a "
+                        f"batch of shape {batch.shape}; for a batch, pass one example at a time "
+                        f"(x[i]): {exc}") from exc
     graph = module._need_span("jacobian").graph()
     if support:
         return graph.pattern()
