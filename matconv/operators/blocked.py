@@ -31,8 +31,9 @@ except ImportError:  # pragma: no cover - a scipy without it: the public product
     csr_matvecs = None
 
 __all__ = ["BLOCK_BYTES", "WHOLE_BYTES", "MIN_SHARE_WORK", "MIN_SPARSE_WORK", "KEEP_BUFFER_BYTES",
-           "MAX_POOLED_WEIGHT", "block_edges", "blocked_product", "blocked_weight_grad",
-           "blocked_scatter", "scatter_parts", "scatter_rows", "shares_for", "skipping"]
+           "MAX_POOLED_WEIGHT", "PIECEWISE_WEIGHT_GRAD", "block_edges", "blocked_product",
+           "blocked_weight_grad", "blocked_scatter", "scatter_parts", "scatter_rows", "shares_for",
+           "skipping"]
 
 #: a layer whose whole ``S X`` is at most this many bytes is gathered in one block per thread
 #: (and a recorded forward keeps it for the weight gradient): measured in quiet windows on the
@@ -56,6 +57,11 @@ MIN_SPARSE_WORK = 2_000_000
 #: :data:`~matconv.operators.parallel.SINGLE_THREAD_MNK` and 64 columns wide, and OpenBLAS's
 #: own threads then run the whole GEMM faster (config C: 58 against 98 ms in quiet windows)
 MAX_POOLED_WEIGHT = 8192
+#: a weight gradient of at most this many entries per group (by itemsize) is summed from pieces
+#: of its long inner dimension even on one thread: OpenBLAS runs such thin long-``K`` products
+#: badly (float32 9 x 16 over K = 16384, config D: 174 us whole, 70 us in pieces; 25 x 16 over
+#: 50176, config A: 941 against 534 us); bigger outputs, and float64 beyond 256, lost
+PIECEWISE_WEIGHT_GRAD = {4: 1024, 8: 256}
 
 
 _skip = frozenset()  # stages left out, for benchmarks/profile_conv.py only
@@ -192,6 +198,8 @@ def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool
     G, m, k = groups, dY.shape[0] // groups, rows // groups
     parts = split_evenly(len(blocks.tables), shares)
 
+    pieces = shares > 1 or k * m <= PIECEWISE_WEIGHT_GRAD.get(dY.dtype.itemsize, 0)
+
     def share(i):
         total = np.zeros((G, k, m), dtype=dY.dtype)
         db = np.zeros(G * m, dtype=dY.dtype) if with_bias else None
@@ -205,7 +213,7 @@ def blocked_weight_grad(X: np.ndarray, dY: np.ndarray, blocks, groups: int, pool
                 lo, hi = blocks.edges[b] * N, blocks.edges[b + 1] * N
                 if "gemm" not in _skip:
                     total += gemm_sum(cols, dY[:, lo:hi].reshape(G, m, -1).transpose(0, 2, 1),
-                                      small=shares > 1)
+                                      small=pieces)
                 if with_bias:
                     db += dY[:, lo:hi].sum(axis=1)
         finally:
