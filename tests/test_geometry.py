@@ -139,7 +139,7 @@ def test_rel15_dilation():
 
 
 def test_slide_cases():
-    # seed 001's listed (i, k, s, p) cases and dilation (7, 3, d=2)
+    # the (i, k, s, p) cases listed in Kuwajima's slides and dilation (7, 3, d=2)
     assert conv_output_size(4, 3, 1, 0) == 2
     assert conv_output_size(5, 3, 2, 1) == 3
     assert conv_output_size(6, 3, 2, 1) == 3

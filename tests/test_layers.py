@@ -57,7 +57,7 @@ def test_finite_differences(layer, shape, rng):
     fd_check(layer, x, rng)
 
 
-def test_seed000_max_pool_routes_each_gradient_to_one_cell():
+def test_ray_max_pool_routes_each_gradient_to_one_cell():
     """2x2/stride-2 max pooling; dy = [[dy1, dy3], [dy2, dy4]] lands where the maxima are."""
     x = np.array([[1.0, 2.0, 9.0, 3.0],
                   [0.0, 8.0, 4.0, 4.0],
@@ -73,7 +73,7 @@ def test_seed000_max_pool_routes_each_gradient_to_one_cell():
     assert P.shape == (4, 16) and P.sum() == 4 and set(P.sum(axis=1)) == {1.0}
 
 
-def test_seed000_relu_example():
+def test_ray_relu_example():
     relu = nn.ReLU()
     x = np.array([[-5.0, 4.0], [0.0, 2.0]])
     np.testing.assert_array_equal(relu(x), [[0, 4], [0, 2]])
