@@ -5,7 +5,6 @@ bytes, two threads for any amount of work, and GEMM pieces of a few multiply-add
 """
 import threading
 import time
-from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from matconv.operators.blocked import block_edges, skipping
 from matconv.operators.parallel import gemm_into, gemm_sum, run_shares, set_num_threads
 
 from . import reference as ref
+from .test_lowering import Case  # the same geometry cases, one definition
 
 
 @pytest.fixture(params=["two threads", "one thread"])
@@ -35,20 +35,6 @@ def forced(request, monkeypatch):
     old = set_num_threads(2)
     yield
     set_num_threads(old)
-
-
-class Case(NamedTuple):
-    in_shape: tuple
-    w_shape: tuple
-    stride: object = 1
-    padding: object = 0
-    dilation: object = 1
-    groups: int = 1
-    mode: str = "zeros"
-
-    def __str__(self):
-        return (f"in{self.in_shape}-w{self.w_shape}-s{self.stride}-p{self.padding}-"
-                f"d{self.dilation}-g{self.groups}-{self.mode}")
 
 
 CASES = [
