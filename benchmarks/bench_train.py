@@ -52,7 +52,7 @@ def matconv_trainer(args, lowering):
         model, opt, loss_fn = state
         opt.zero_grad()
         loss_fn(model(xb), yb)
-        model.backward(loss_fn.backward())
+        model.backward(loss_fn.backward(), input_grad=False)  # as torch: x needs no grad
         opt.step()
 
     def train_run(seed, xtr, ytr):

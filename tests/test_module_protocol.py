@@ -62,6 +62,41 @@ def test_a_layer_used_twice_keeps_both_inputs(rng):
     np.testing.assert_allclose(conv.weight.grad.ravel(), expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, **F64), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(12, 4, **F64)),
+    lambda: nn.Sequential(nn.Conv2d(2, 2, 3, padding=1, **F64),
+                          nn.Residual(nn.Conv2d(2, 2, 3, padding=1, **F64))),
+    lambda: nn.ResidualBlock(2, 3, stride=2, dtype=np.float64),
+], ids=["sequential", "residual-after-conv", "block-reading-x-twice"])
+def test_backward_without_input_grad_skips_the_input_products_only(make, rng, monkeypatch):
+    """``backward(dy, input_grad=False)`` returns None, gives the parameters the same gradients
+    as the full backward, and never forms a product that only the input gradient needs."""
+    full, lean = make(), make()
+    lean.load_state_dict(full.state_dict())
+    x = rng.standard_normal((3, 2, 4, 4))
+    dy = rng.standard_normal(full(x).shape)
+    full.backward(dy)
+    transposed = []
+    real = mc.operators.Transposed._matmat
+
+    def spy(self, Y):
+        transposed.append(self)
+        return real(self, Y)
+
+    lean(x)
+    monkeypatch.setattr(mc.operators.Transposed, "_matmat", spy)
+    assert lean.backward(dy, input_grad=False) is None
+    for (name, p), (_, q) in zip(full.named_parameters(), lean.named_parameters()):
+        np.testing.assert_array_equal(q.grad, p.grad, err_msg=name)
+    spans = lean._span.records
+    readers_of_x = [r for r in spans if r.inputs[0] in lean._span.inputs]
+    assert readers_of_x and not any(t.T is r.op for r in readers_of_x for t in transposed)
+    assert len(transposed) == len(spans) - len(readers_of_x)
+    with pytest.raises(TypeError, match="input_grad must be a bool"):
+        lean.backward(dy, input_grad="no")
+
+
 # ---------------------------------------------------------------- matrix() before a forward
 @pytest.mark.parametrize("layer", [nn.ReLU(), nn.Tanh(), nn.Softmax(dim=1), nn.MaxPool2d(2),
                                    nn.LPPool2d(2, 2), nn.Dropout(0.5)], ids=repr)

@@ -26,20 +26,24 @@ def reference_first_max(cols):
     return best, arg
 
 
-@pytest.mark.parametrize("K", [1, 2, 4, 9, 130])
+@pytest.mark.parametrize("nan", [True, False], ids=["with-nan", "without-nan"])
+@pytest.mark.parametrize("K", [1, 2, 3, 4, 9, 130])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_first_max_is_the_first_maximum_and_the_last_nan(K, dtype):
+def test_first_max_is_the_first_maximum_and_the_last_nan(K, dtype, nan):
+    """Both paths: the scan (some window holds a NaN) and the first tap equal to the maximum."""
     rng = np.random.default_rng(K)
     cols = rng.integers(-3, 4, size=(3, K, 40)).astype(dtype)   # many ties
-    cols[rng.random(cols.shape) < 0.05] = np.nan
+    cols[rng.random(cols.shape) < 0.1] = -0.0                   # ties of 0.0 and -0.0
     cols[:, :, 0] = -np.inf                                     # a window of padding only
-    cols[0, :, 1] = np.nan                                      # NaN everywhere: the last wins
+    if nan:
+        cols[rng.random(cols.shape) < 0.05] = np.nan
+        cols[0, :, 1] = np.nan                                  # NaN everywhere: the last wins
     best, arg = first_max(cols)
     want_best, want_arg = reference_first_max(cols)
     np.testing.assert_array_equal(arg, want_arg)
     np.testing.assert_array_equal(best, want_best)
     assert best.dtype == dtype and arg.dtype == np.intp
-    if K > 1:
+    if K > 1 and nan:
         assert arg[0, 1] == K - 1
 
 

@@ -115,8 +115,10 @@ class ReLU(_Elementwise):
 
     def _apply(self, x):
         # ufuncs keep the input's memory layout (batch-last views stay views of that layout)
-        # the derivative as a boolean mask (the Jacobian keeps it as such: 1/8 of the memory)
-        return np.maximum(x, 0), np.logical_not(x <= 0)
+        # the derivative as a boolean mask (the Jacobian keeps it as such: 1/8 of the memory);
+        # read from the output in one pass: y != 0 exactly where x > 0 or x is NaN
+        y = np.maximum(x, 0)
+        return y, y != 0
 
 
 class LeakyReLU(_Elementwise):

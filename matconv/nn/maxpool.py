@@ -46,12 +46,12 @@ class _MaxPool(Pool):
         indices = from_batch_last(P.spatial_indices(channels), out_shape)
         return y, np.ascontiguousarray(indices if batched else indices[0])
 
-    def backward(self, *grads):
+    def backward(self, *grads, input_grad: bool = True):
         """As :meth:`Module.backward`; with ``return_indices`` the indices need no gradient,
         so ``backward(dy)`` is enough."""
         if self.return_indices and len(grads) == 1:
             grads = (grads[0], None)
-        return super().backward(*grads)
+        return super().backward(*grads, input_grad=input_grad)
 
     def operator(self, input_shape=None):
         """The selection matrix ``P`` of the last forward (data dependent): row

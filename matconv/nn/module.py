@@ -174,16 +174,32 @@ class Module(Registry):
                              f"got {tuple(input_shape)}")
         return rec.op
 
-    def backward(self, *grads):
+    def backward(self, *grads, input_grad: bool = True):
         """Input gradient(s) of the last forward for output gradient(s) ``grads``; adds every
         parameter's gradient to its ``.grad``.
 
         The transpose of the recorded operators, applied in reverse (``Graph.T``); a module used
         twice, a residual path or a concatenation accumulate where paths join.
+
+        ``input_grad=False`` returns ``None`` for each input and skips the products only the
+        input gradient needs (the first layer's ``A.T``): a training step needs the parameter
+        gradients alone, as in PyTorch where the data does not require a gradient.
+
+        >>> from matconv import nn
+        >>> layer = nn.Conv2d(1, 2, 3, dtype=np.float64, rng=np.random.default_rng(0))
+        >>> y = layer(np.ones((1, 1, 4, 4)))
+        >>> layer.backward(np.ones_like(y), input_grad=False) is None
+        True
+        >>> layer.weight.grad[0, 0]
+        array([[4., 4., 4.],
+               [4., 4., 4.],
+               [4., 4., 4.]])
         """
+        if not isinstance(input_grad, (bool, np.bool_)):
+            raise TypeError(f"input_grad must be a bool, got {input_grad!r}")
         span = self._need_span("backward")
         with np.errstate(all="ignore"):
-            return span.backward(self, grads)
+            return span.backward(self, grads, bool(input_grad))
 
     # ---- the module as an operator
     def operator(self, input_shape=None):

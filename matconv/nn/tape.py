@@ -202,8 +202,9 @@ class Span:
                 n.bind(True)
         return Graph(self.records, inputs, outputs)
 
-    def backward(self, module, grads: tuple):
-        """Input gradients (arrays in the inputs' own shapes) for output gradients ``grads``."""
+    def backward(self, module, grads: tuple, input_grad: bool = True):
+        """Input gradients (arrays in the inputs' own shapes) for output gradients ``grads``;
+        ``None`` for each without ``input_grad`` (then they are not computed)."""
         self.check_live(module, "backward")
         if len(grads) != len(self.outputs):
             raise ValueError(f"{type(module).__name__}.backward expects {len(self.outputs)} "
@@ -220,10 +221,10 @@ class Span:
             part = node.to_columns(dy)
             seeds[node] = part if node not in seeds else seeds[node] + part
         graph = self.graph()
-        result = graph.backward(seeds, on_record=_parameter_grads)
+        result = graph.backward(seeds, on_record=_parameter_grads, input_grads=input_grad)
         out = []
         for node in self.inputs:
-            if node is None:
+            if node is None or not input_grad:
                 out.append(None)
                 continue
             g = result.get(node)

@@ -79,9 +79,9 @@ class _MaxUnpoolNd(Pool):
         Y = op.matmat(to_batch_last(x))
         return self._emit(op, Y, (x.shape[0], x.shape[1], *size), batched)
 
-    def backward(self, *grads):
+    def backward(self, *grads, input_grad: bool = True):
         """The input gradient ``P dy`` (the indices get none)."""
-        out = super().backward(*grads)
+        out = super().backward(*grads, input_grad=input_grad)
         return out[0] if isinstance(out, tuple) else out
 
     def operator(self, input_shape=None):

@@ -91,15 +91,20 @@ class Graph(Operator):
                             else np.zeros((node.size, Y.shape[1]), Y.dtype)
                             for node in self.inputs])
 
-    def backward(self, seeds: dict, on_record=None) -> dict:
+    def backward(self, seeds: dict, on_record=None, input_grads: bool = True) -> dict:
         """Backpropagate ``seeds`` (``{node: gradient}``, batch-last) through the records.
 
         Each record whose output received a gradient ``dY`` first calls ``on_record(record,
         dY)`` (parameter gradients), then sends ``record.op.T.matmat(dY)`` to its inputs;
         gradients meeting at a node are summed. Returns ``{input node: gradient or None}``.
+        Without ``input_grads`` the inputs' own gradients are not formed (every one is
+        ``None``): a record that reads only inputs skips its transposed product, as PyTorch
+        skips it for inputs that do not require a gradient.
         """
         grads = dict(seeds)
         reached = self._reached()
+        if not input_grads:
+            reached.difference_update(self.inputs)
         for rec in reversed(self.records):
             dY = grads.pop(rec.output, None)
             if dY is None:

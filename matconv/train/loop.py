@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from ..batches import batch_indices, check_batch_size
+from ..nn.module import Module
 from .early_stopping import EarlyStopping, restore, snapshot
 from .scoring import Tally, check_data, check_loss_fn, check_metrics, score
 
@@ -197,6 +198,7 @@ def fit(model, loss_fn, optimizer, x_train, y_train, x_test=None, y_test=None, *
     show = sys.stderr.isatty() if progress is None else bool(progress)
     history = {"train_loss": []}
     batches_per_epoch = -(-len(train_idx) // batch_size)
+    backward_options = {"input_grad": False} if isinstance(model, Module) else {}
     bar = _progress_bar(epochs * batches_per_epoch, show)
     classification, best = None, None
     try:
@@ -210,7 +212,8 @@ def fit(model, loss_fn, optimizer, x_train, y_train, x_test=None, y_test=None, *
                 optimizer.zero_grad()
                 out = model(x_train[idx])
                 loss = tally.add(out, y_train[idx])
-                model.backward(loss_fn.backward())
+                # the parameters' gradients alone: the data needs none (PyTorch's requires_grad)
+                model.backward(loss_fn.backward(), **backward_options)
                 optimizer.step()
                 if scheduler is not None and scheduler_step == "batch":
                     scheduler.step()
