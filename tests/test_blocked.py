@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 import matconv as mc
 from matconv.geometry import ConvGeometry
+from matconv.lowering import blocks as blocks_module
 from matconv.lowering import gather_blocks, resolve_output_size, scatter_blocks
 from matconv.operators import blocked, conv_plan, parallel
 from matconv.operators.blocked import block_edges, skipping
@@ -21,16 +22,19 @@ from . import reference as ref
 from .test_lowering import Case  # the same geometry cases, one definition
 
 
-@pytest.fixture(params=["two threads", "one thread"])
+@pytest.fixture(params=["two threads", "one thread", "channel by channel"])
 def forced(request, monkeypatch):
     """Tiny blocks, and either two threads for any work with GEMMs cut into pieces of at most
-    40 MACs, or every block on the calling thread."""
+    40 MACs, or every block on the calling thread; the input gradient's scatter stacks the
+    channels of a block into one product, or (``channel by channel``, two threads) does not."""
+    if request.param == "channel by channel":
+        monkeypatch.setattr(blocks_module, "MAX_STACKED", 0)
     monkeypatch.setattr(blocked, "BLOCK_BYTES", 256)
     monkeypatch.setattr(blocked, "WHOLE_BYTES", 0)
     monkeypatch.setattr(blocked, "MIN_SPARSE_WORK", 0)
     monkeypatch.setattr(blocked, "MAX_POOLED_WEIGHT", 1 << 30)
     monkeypatch.setattr(parallel, "SINGLE_THREAD_MNK", 40)
-    monkeypatch.setattr(blocked, "MIN_SHARE_WORK", 0 if request.param == "two threads" else
+    monkeypatch.setattr(blocked, "MIN_SHARE_WORK", 0 if request.param != "one thread" else
                         1 << 60)
     old = set_num_threads(2)
     yield

@@ -15,7 +15,7 @@ cache-sized block at a time and consumed by its GEMM before the next block is ga
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,7 +24,11 @@ from ..memory import check_memory
 from .windows import window_index
 
 __all__ = ["GatherBlocks", "ScatterBlocks", "gather_blocks", "scatter_blocks",
-           "block_table_nbytes"]
+           "block_table_nbytes", "MAX_STACKED"]
+
+#: nonzeros of the largest stack of channels :meth:`ScatterBlocks.stacked` builds (its indices
+#: take 8 bytes each): small layers, where one call per channel cost more than the products
+MAX_STACKED = 1 << 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,10 +114,38 @@ class ScatterBlocks:
     indices: tuple
     widest: int
     most: int
+    _stacks: dict = field(default_factory=dict, repr=False)
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.indptr + self.indices)
+        return sum(a.nbytes for a in self.indptr + self.indices) + \
+            sum(a.nbytes for stack in self._stacks.values() for a in stack)
+
+    def stacked(self, b: int, channels: int, cells: int, dtype):
+        """Block ``b`` for ``channels`` consecutive channels of ``cells`` input rows each, as one
+        CSR ``(indptr, indices, ones)``: rows from the first channel's band start to the last's
+        band end (``(channels - 1) * cells + hi - lo``; the rows between bands are empty),
+        columns ``(channel, k, position)``, values ones of ``dtype``. One sparse product then
+        serves every channel: a small layer spent more in per-channel calls than in the
+        products. ``None`` when the stack would pass :data:`MAX_STACKED` nonzeros (then the
+        one-channel matrix serves each channel in turn)."""
+        nnz = self.indices[b].size
+        if channels * nnz > MAX_STACKED:
+            return None
+        key = (b, channels, cells, np.dtype(dtype))
+        stack = self._stacks.get(key)
+        if stack is None:
+            lo, hi = self.bands[b]
+            counts = np.zeros((channels, cells), dtype=np.intp)
+            counts[:, :hi - lo] = np.diff(self.indptr[b])
+            rows = (channels - 1) * cells + hi - lo
+            indptr = np.zeros(rows + 1, dtype=np.intp)
+            np.cumsum(counts.ravel()[:rows], out=indptr[1:])
+            columns = self.taps * (self.edges[b + 1] - self.edges[b])
+            indices = self.indices[b] + (np.arange(channels, dtype=np.intp) * columns)[:, None]
+            stack = (indptr, indices.ravel(), np.ones(indices.size, dtype=dtype))
+            self._stacks[key] = stack
+        return stack
 
 
 def _scatter(window: np.ndarray, edges: tuple) -> ScatterBlocks:

@@ -300,6 +300,12 @@ def blocked_scatter(weight_t: np.ndarray, dY: np.ndarray, blocks, parts: list, b
                     if "gemm" not in _skip:
                         gemm_into(weight_t[g:g + 1, c0 * K:c1 * K],
                                   dY3[g:g + 1, :, start:start + n], dcols, small)
+                    stack = blocks.stacked(b, c1 - c0, cells, dY.dtype)
+                    if stack is not None:  # every channel in one product
+                        row = (g * channels_per_group + c0) * cells
+                        _csr_add(*stack, dcols.reshape(-1, N),
+                                 target[row + lo:row + (c1 - c0 - 1) * cells + hi])
+                        continue
                     for c in range(c0, c1):
                         row = (g * channels_per_group + c) * cells
                         _csr_add(indptr, indices, ones[:indices.size],
