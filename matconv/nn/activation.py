@@ -15,6 +15,7 @@ from scipy.special import erf, expit
 from ..layout import check_float_array, columns
 from ..operators import Diagonal, SoftmaxJacobian
 from .module import Module
+from .tape import current_frame
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "ELU",
            "SiLU", "Softplus", "Hardtanh"]
@@ -53,8 +54,6 @@ class _Pointwise(Module):
         return x.ndim >= 2
 
     def _input_node(self):
-        from .tape import current_frame
-
         frame = current_frame()
         return frame.inputs[0] if frame is not None and frame.module is self else None
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layout import from_batch_last
 from .init import init_parameter
 from .parameter import IncompatibleKeys, Parameter, StateDictError
 from .recorded import Recorded
 from .registry import Registry
-from .tape import ForwardRequiredError, Frame, Span, Tape, _frames, current_frame, is_recording
+from .tape import (ForwardRequiredError, Frame, Record, Span, Tape, _frames, current_frame,
+                   is_recording)
 from .tape import state as _tape_state
 
 __all__ = ["Parameter", "Module", "IncompatibleKeys", "StateDictError", "init_parameter"]
@@ -96,7 +98,10 @@ class Module(Registry):
         frames = _frames()
         frames.append(Frame(self, tape, nodes))
         try:
-            with np.errstate(all="ignore"):  # nan and inf propagate silently, as in PyTorch
+            if top:
+                with np.errstate(all="ignore"):  # nan and inf propagate silently, as in PyTorch
+                    out = self.forward(*call_args, **kwargs)
+            else:  # inside the outermost call's errstate
                 out = self.forward(*call_args, **kwargs)
         finally:
             frames.pop()
@@ -130,20 +135,16 @@ class Module(Registry):
         ``Y`` is the batch-last output, ``shape`` its ``(N, ...)`` shape; ``grads(dY)`` adds the
         parameter gradients, ``release()`` gives back what the record holds.
         """
-        from ..layout import from_batch_last
-
         y = from_batch_last(Y, shape)
         if not batched:
             y = y[0]
-        if not self._recording():
+        frame = current_frame()
+        if frame is None or frame.module is not self or not is_recording():
             if release is not None:
                 release()
             return y
-        frame = current_frame()
         node_in = frame.inputs[0].bind(batched)
         node_out = frame.tape.node(y.shape, y.dtype, batched)
-        from .tape import Record
-
         frame.tape.add(Record(op, (node_in,), node_out, grads, release, self))
         return Recorded.wrap(y, node_out)
 

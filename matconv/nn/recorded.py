@@ -112,17 +112,20 @@ class Recorded(np.ndarray):
 
     @staticmethod
     def wrap(a: np.ndarray, node) -> Recorded:
-        with _quiet():
+        if type(a) is np.ndarray:  # a plain array's view records nothing: no flag to set
             r = a.view(Recorded)
+        else:
+            with _quiet():
+                r = a.view(Recorded)
         r._node = node
         return r
 
     def __array_finalize__(self, obj):
         node = getattr(obj, "_node", None)
-        tape = _tape()
-        if node is None or getattr(_local, "quiet", False) or node.tape is not tape:
+        if node is None or getattr(_local, "quiet", False) or node.tape is not _tape():
             self._node = None
             return
+        tape = node.tape
         self._node = _untracked(tape, [node], self, "a numpy view or copy (transpose, ravel, "
                                                     "*_like, ...)")
 
