@@ -8,12 +8,18 @@ from .optimizer import Optimizer, check_betas, check_bool, check_real
 __all__ = ["Adam", "AdamW"]
 
 
-def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
-    """``start += weight * (end - start)`` in place, with ``torch.lerp``'s two-sided formula."""
+def lerp_(start: np.ndarray, end: np.ndarray, weight: float,
+          scratch: np.ndarray | None = None) -> None:
+    """``start += weight * (end - start)`` in place, with ``torch.lerp``'s two-sided formula.
+
+    ``scratch``, an array of ``start``'s shape and dtype, receives the temporaries (no
+    allocation); the results are the same with or without it.
+    """
+    diff = np.subtract(end, start, out=scratch)
     if weight < 0.5:
-        start += weight * (end - start)
+        start += np.multiply(diff, weight, out=scratch)
     else:
-        start[...] = end - (end - start) * (1.0 - weight)
+        np.subtract(end, np.multiply(diff, 1.0 - weight, out=scratch), out=start)
 
 
 class Adam(Optimizer):
@@ -118,6 +124,39 @@ class Adam(Optimizer):
         denom = np.sqrt(v) / (1 - beta2 ** t) ** 0.5
         denom += group["eps"]
         data -= step_size * (m / denom)
+
+    def _flat_layout(self, state, group):
+        names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+        return state.get("step", 0), names
+
+    def _flat_update(self, bucket, group):
+        # _update's operations, in its order, over all of the bucket's parameters at once
+        lr, weight_decay = group["lr"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
+        grad, tmp, denom = bucket.gather_grads(), bucket.scratch(0), bucket.scratch(1)
+        if group["maximize"]:
+            np.negative(grad, out=grad)
+        t = bucket.key + 1
+        scale = None                            # decoupled decay: data *= scale, done last
+        if weight_decay != 0:
+            if group["decoupled_weight_decay"]:
+                scale = 1 - lr * weight_decay
+            else:
+                grad += np.multiply(bucket.gather_data(tmp), weight_decay, out=tmp)
+        m, v = bucket.buffers["exp_avg"], bucket.buffers["exp_avg_sq"]
+        lerp_(m, grad, 1 - beta1, tmp)
+        v *= beta2
+        v += np.multiply(np.multiply(grad, grad, out=tmp), 1 - beta2, out=tmp)
+        if group["amsgrad"]:
+            v = np.maximum(bucket.buffers["max_exp_avg_sq"], v,
+                           out=bucket.buffers["max_exp_avg_sq"])
+        step_size = lr / (1 - beta1 ** t)
+        np.divide(np.sqrt(v, out=denom), (1 - beta2 ** t) ** 0.5, out=denom)
+        denom += group["eps"]
+        bucket.subtract(np.multiply(np.divide(m, denom, out=tmp), step_size, out=tmp), scale)
+        bucket.key = t
+        for state in bucket.states:
+            state["step"] = t
 
 
 class AdamW(Adam):

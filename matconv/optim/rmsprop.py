@@ -109,3 +109,37 @@ class RMSprop(Optimizer):
             data -= group["lr"] * buf
         else:
             data -= group["lr"] * (grad / avg)
+
+    def _flat_layout(self, state, group):
+        names = ("square_avg",) + (("momentum_buffer",) if group["momentum"] > 0 else ()) \
+            + (("grad_avg",) if group["centered"] else ())
+        return None, names                      # the step count does not enter the update
+
+    def _flat_update(self, bucket, group):
+        # _update's operations, in its order, over all of the bucket's parameters at once
+        alpha, momentum = group["alpha"], group["momentum"]
+        grad, tmp, avg = bucket.gather_grads(), bucket.scratch(0), bucket.scratch(1)
+        if group["maximize"]:
+            np.negative(grad, out=grad)
+        for state in bucket.states:
+            state["step"] = state.get("step", 0) + 1
+        if group["weight_decay"] != 0:
+            grad += np.multiply(bucket.gather_data(tmp), group["weight_decay"], out=tmp)
+        square_avg = bucket.buffers["square_avg"]
+        square_avg *= alpha
+        square_avg += np.multiply(np.multiply(grad, grad, out=tmp), 1 - alpha, out=tmp)
+        if group["centered"]:
+            grad_avg = bucket.buffers["grad_avg"]
+            lerp_(grad_avg, grad, 1 - alpha, tmp)
+            np.sqrt(np.subtract(square_avg, np.multiply(grad_avg, grad_avg, out=tmp), out=tmp),
+                    out=avg)
+        else:
+            np.sqrt(square_avg, out=avg)
+        avg += group["eps"]
+        if momentum > 0:
+            buf = bucket.buffers["momentum_buffer"]
+            buf *= momentum
+            buf += np.divide(grad, avg, out=tmp)
+            bucket.subtract(np.multiply(buf, group["lr"], out=tmp))
+        else:
+            bucket.subtract(np.multiply(np.divide(grad, avg, out=tmp), group["lr"], out=tmp))

@@ -99,3 +99,31 @@ class SGD(Optimizer):
                 buf += (1 - group["dampening"]) * grad
             grad = grad + momentum * buf if group["nesterov"] else buf
         data -= group["lr"] * grad
+
+    def _flat_layout(self, state, group):
+        if group["momentum"] == 0:              # two numpy calls per parameter: nothing to gain
+            return None
+        has_buffer = state.get("momentum_buffer") is not None
+        return has_buffer, ("momentum_buffer",) if has_buffer else ()
+
+    def _flat_update(self, bucket, group):
+        # _update's operations, in its order, over all of the bucket's parameters at once
+        momentum = group["momentum"]
+        grad, tmp = bucket.gather_grads(), bucket.scratch(0)
+        if group["maximize"]:
+            np.negative(grad, out=grad)
+        if group["weight_decay"] != 0:
+            grad += np.multiply(bucket.gather_data(tmp), group["weight_decay"], out=tmp)
+        if not bucket.key:                      # the first step: the buffer is the gradient
+            buf = grad.copy()
+            bucket.adopt("momentum_buffer", buf)
+            bucket.key = True
+        else:
+            buf = bucket.buffers["momentum_buffer"]
+            buf *= momentum
+            buf += np.multiply(grad, 1 - group["dampening"], out=tmp)
+        if group["nesterov"]:
+            grad += np.multiply(buf, momentum, out=tmp)
+        else:
+            grad = buf
+        bucket.subtract(np.multiply(grad, group["lr"], out=tmp))
