@@ -98,16 +98,26 @@ class Selection(Operator):
 
     fixed = False
 
-    def __init__(self, winners: np.ndarray, n_in: int, plan: MaxPlan = None):
-        winners = np.asarray(winners)
-        self.winners = winners  # (m, N): the input row each output row read, per example
-        self.shape = (winners.shape[0], int(n_in))
-        self.batch = winners.shape[1]
+    def __init__(self, winners: np.ndarray, n_in: int, plan: MaxPlan = None, *,
+                 flat: np.ndarray = None):
+        if flat is None:
+            winners = np.asarray(winners)
+            m, n = winners.shape
+            flat = winners * n + np.arange(n)
+        else:  # a plan passes its winners already as positions in the (n_in, N) input
+            m, n = flat.shape
+        self._flat_index = flat  # (m, N): winners[r, j] * N + j, what the products index
+        self.shape = (m, int(n_in))
+        self.batch = n
         self.plan = plan
 
+    @property
+    def winners(self) -> np.ndarray:
+        """``(m, N)``: the input row each output row read, per example."""
+        return self._flat_index // max(self.batch, 1)
+
     def _flat(self):
-        n = self.batch
-        return self.winners * n + np.arange(n)
+        return self._flat_index
 
     def _matmat(self, X):
         return X.ravel()[self._flat()]
@@ -138,7 +148,7 @@ class Selection(Operator):
 
     @property
     def nbytes(self):
-        return self.winners.nbytes
+        return self._flat_index.nbytes
 
     @property
     def nnz(self):
@@ -204,13 +214,16 @@ class MaxPlan:
             stuck = best == -np.inf
             if stuck.any():
                 arg[stuck] = np.repeat(self._first_valid, n, axis=1)[stuck]
-        # row of the windows that won -> the input row it read
+        # row of the windows that won -> the input row it read -> its place in X (row * N + j),
+        # computed in place: the selection keeps only that
         win_row = arg
         win_row *= self.L
         win_row += self._first_rows(n)
         rows = self.channels * self.L
-        winners = self.windows.gather.take(win_row).reshape(rows, n)
-        return best.reshape(rows, n), Selection(winners, self.n_in, self)
+        flat = self.windows.gather.take(win_row).astype(np.intp, copy=False).reshape(rows, n)
+        flat *= n
+        flat += np.arange(n)
+        return best.reshape(rows, n), Selection(None, self.n_in, self, flat=flat)
 
     def _first_rows(self, n: int) -> np.ndarray:
         """The window row of tap 0 for every output ``(c, l*N + n)``: reused by batches of
