@@ -124,7 +124,8 @@ def print_table(dname, rows):
         for name, t in rows))
     saved = "; ".join(f"{name} {t['fwd'] + t['bias'] + t['dW'] + t['db'] - t['+b']:.2f}"
                       for name, t in rows)
-    print(f"  bias inside the blocked loops would save (fwd + bias + dW + db) - (+b) ms: {saved}")
+    print(f"  the bias inside the blocked loops (as layers add it) saves (fwd + bias + dW + db) - "
+          f"(+b) ms: {saved}")
     ratios = [t["/floor"] for name, t in rows if name in TARGET_CONFIGS]
     if ratios:
         print(f"SUMMARY {dname} total/floor: median {statistics.median(ratios):.2f}x, worst "
