@@ -296,8 +296,15 @@ def test_skipping_names_its_stages():
 
 @pytest.mark.parametrize("lowering", ["im2col", "sparse"])
 @pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[-1]], ids=str)
+@pytest.mark.parametrize("kept", [False, True], ids=["x-saved", "sx-kept"])
 def test_bias_inside_the_product_and_its_gradient_beside_the_weight_gradient(case, lowering,
-                                                                            forced, rng):
+                                                                            forced, kept, rng,
+                                                                            monkeypatch):
+    """One group: the bias as a column of the weight times a row of ones (in the kept ``S X``
+    too), its gradient a row of the weight gradient's GEMM; more groups: added and summed per
+    block. ``weight_grad`` alone on the same forward leaves the bias out."""
+    if kept:  # the forward keeps S X (with the row of ones) for the weight gradient
+        monkeypatch.setattr(blocked, "WHOLE_BYTES", 1 << 30)
     w = rng.standard_normal(case.w_shape)
     b = rng.standard_normal(case.w_shape[0])
     x = rng.standard_normal((3, *case.in_shape))
@@ -312,6 +319,9 @@ def test_bias_inside_the_product_and_its_gradient_beside_the_weight_gradient(cas
     dW, db = op.weight_and_bias_grad(saved, dy.reshape(3, -1).T.copy())
     np.testing.assert_allclose(dW, weight_grad_oracle(case, w, x, dy), rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(db, dy.sum(axis=tuple(i for i in range(dy.ndim) if i != 1)),
+                               rtol=1e-12, atol=1e-12)
+    assert db.shape == (w.shape[0],) and dW.shape == w.shape
+    np.testing.assert_allclose(op.weight_grad(saved, dy.reshape(3, -1).T.copy()), dW,
                                rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match=rf"bias must have shape \({w.shape[0]},\), got \(2,\)"):
         op.apply(x.reshape(3, -1).T.copy(), bias=np.ones(2))

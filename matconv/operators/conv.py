@@ -333,10 +333,13 @@ class Conv(Operator):
         shares = plan.shares(N)
         blocks = plan.gather_blocks(N, X.dtype.itemsize, shares)
         saved = None
+        # a one-group bias rides in the GEMMs: each gathered block gets a row of ones
+        ones = bias is not None and g.groups == 1
         if keep and plan.unfold_rows * N * X.dtype.itemsize <= blocked.WHOLE_BYTES:
             # a small S X is kept whole: the weight gradient then need not gather it again
-            saved = _Kept(plan.pool.take((plan.unfold_rows * N,), X.dtype,
-                                         f"the unfolded input of {N} examples"), blocks)
+            rows = plan.unfold_rows + ones * blocks.edges[-1]
+            saved = _Kept(plan.pool.take((rows * N,), X.dtype,
+                                         f"the unfolded input of {N} examples"), blocks, ones)
         elif keep:
             saved = _Kept(plan.pool.take(X.shape, X.dtype, f"the saved input of {N} examples"))
         blocked_product(self._w(), X, blocks, Y.reshape(g.out_channels, -1), plan.pool, shares,
@@ -401,7 +404,8 @@ class Conv(Operator):
             X = np.ascontiguousarray(X, dtype=self.dtype)
             blocks = plan.gather_blocks(X.shape[1], X.dtype.itemsize, shares)
         out = blocked_weight_grad(X, dY.reshape(g.out_channels, -1), blocks, g.groups, plan.pool,
-                                  shares, with_bias, kept=kept)
+                                  shares, with_bias, kept=kept,
+                                  kept_ones=kept is not None and saved.ones)
         if with_bias:
             return out[0].reshape(g.weight_shape), out[1]
         return out.reshape(g.weight_shape)
@@ -431,9 +435,10 @@ class Conv(Operator):
 
 class _Kept:
     """What a recorded forward keeps for its weight gradient, in a pooled buffer: a copy of
-    ``X`` (``blocks`` is ``None``), or every gathered block of ``S X`` in ``blocks``' layout."""
+    ``X`` (``blocks`` is ``None``), or every gathered block of ``S X`` in ``blocks``' layout
+    (each with the bias's row of ones when ``ones``)."""
 
-    __slots__ = ("array", "blocks")
+    __slots__ = ("array", "blocks", "ones")
 
-    def __init__(self, array: np.ndarray, blocks=None):
-        self.array, self.blocks = array, blocks
+    def __init__(self, array: np.ndarray, blocks=None, ones: bool = False):
+        self.array, self.blocks, self.ones = array, blocks, ones
