@@ -13,10 +13,11 @@ For each config and dtype, the median time (ms) of
 * ``dW``      ``op.weight_grad(kept, dY)``: ``(S_b X) dY_b.T`` (with a gather again when the
               forward kept ``X`` rather than ``S X``; each stage alone);
 * ``db``      the bias gradient ``sum(dY)``;
-* ``+b``      ``op.apply(X, bias=b)`` plus ``op.weight_and_bias_grad``: the bias added and summed
-              inside the blocked loops instead (what ``fwd + bias + dW + db`` would become);
+* ``+b``      ``op.apply(X, bias=b)`` plus ``op.weight_and_bias_grad``: what the layer runs,
+              the bias inside the products (a column of the weight times a row of ones with
+              one group), against ``fwd + bias + dW + db`` as separate passes;
 * ``layout``  the two transposes a layer pays when ``x`` and ``dy`` come in C order (first layer);
-* ``ovh``     Python overhead: ``total`` minus the pieces (recording, checks, plan lookups);
+* ``ovh``     Python overhead: ``total`` minus ``+b`` and ``dx`` (recording, checks, plan lookups);
 * ``floor``   matconv's three GEMMs alone on ready operands, numpy's GEMM with its own threads:
               ``W cols``, ``W.T dY``, ``cols dY.T`` (``benchmarks/common.py: gemm_floor``).
 
@@ -102,7 +103,8 @@ def profile(cfg, dtype, timer, rng):
 
     t["+b"] = timer(fused)
     t["layout"] = timer(lambda: (to_batch_last(x), to_batch_last(dy)))
-    t["ovh"] = t["total"] - sum(t[key] for key in ("fwd", "bias", "dx", "dW", "db"))
+    # the layer adds its bias inside the products (+b: forward and weight gradient with it)
+    t["ovh"] = t["total"] - t["+b"] - t["dx"]
     floor = gemm_floor(cfg, dtype, timer, rng)
     t["floor"] = sum(floor.values())
     t["floor parts"] = floor
@@ -124,7 +126,7 @@ def print_table(dname, rows):
         for name, t in rows))
     saved = "; ".join(f"{name} {t['fwd'] + t['bias'] + t['dW'] + t['db'] - t['+b']:.2f}"
                       for name, t in rows)
-    print(f"  the bias inside the blocked loops (as layers add it) saves (fwd + bias + dW + db) - "
+    print(f"  the bias inside the products (as layers add it) saves (fwd + bias + dW + db) - "
           f"(+b) ms: {saved}")
     ratios = [t["/floor"] for name, t in rows if name in TARGET_CONFIGS]
     if ratios:
