@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from matconv import checkpoint, data, nn, optim, train
+from matconv.batches import batch_indices
 from matconv.optim import lr_scheduler
 from matconv.train import EarlyStopping
 
@@ -38,6 +39,49 @@ def test_autoencoder_reports_its_loss_and_no_accuracy():
     model.eval()
     expected = np.mean((model(x[:32]) - x[:32]) ** 2)            # the oracle: numpy's MSE
     assert history["test_loss"][-1] == pytest.approx(expected, rel=1e-12)
+
+
+def test_fit_skips_the_input_gradient_and_trains_like_the_full_backward():
+    """fit asks matconv modules for the parameters' gradients alone; a custom backward without
+    ``input_grad`` still trains; both give the weights of a full-backward loop."""
+    x, _ = _digits(64)
+
+    class Custom(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = _conv_autoencoder()
+
+        def forward(self, x):
+            return self.net(x)
+
+        def backward(self, *grads):          # an override from before input_grad existed
+            return super().backward(*grads)
+
+    seen = []
+    models = [_conv_autoencoder(), Custom()]
+    real = models[0].backward
+
+    def spy(*grads, input_grad=True):
+        seen.append(input_grad)
+        return real(*grads, input_grad=input_grad)
+
+    models[0].backward = spy
+    by_hand = _conv_autoencoder()
+    opt = optim.SGD(by_hand.parameters(), lr=0.05)
+    loss_fn = nn.MSELoss()
+    rng = np.random.default_rng(0)          # fit's batches for seed=0: one epoch
+    for idx in batch_indices(np.arange(64), 16, shuffle=True, rng=rng):
+        opt.zero_grad()
+        loss_fn(by_hand(x[idx]), x[idx])
+        by_hand.backward(loss_fn.backward())
+        opt.step()
+    for model in models:
+        train.fit(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.05), x, x, epochs=1,
+                  batch_size=16, seed=0, progress=False)
+        weights = model.state_dict() if model is models[0] else model.net.state_dict()
+        for key, value in by_hand.state_dict().items():
+            np.testing.assert_allclose(weights[key], value, rtol=1e-12, err_msg=key)
+    assert seen == [False] * 4                # four batches, no input gradient asked
 
 
 def test_classification_accuracy_is_the_fraction_of_correct_argmax():

@@ -7,6 +7,7 @@ time.
 """
 from __future__ import annotations
 
+import inspect
 import numbers
 import os
 import sys
@@ -15,7 +16,6 @@ import time
 import numpy as np
 
 from ..batches import batch_indices, check_batch_size
-from ..nn.module import Module
 from .early_stopping import EarlyStopping, restore, snapshot
 from .scoring import Tally, check_data, check_loss_fn, check_metrics, score
 
@@ -84,6 +84,17 @@ def _check_options(epochs, seed, scheduler, scheduler_step, optimizer, callbacks
 def _record(history: dict, prefix: str, results: dict) -> None:
     for name, value in results.items():
         history.setdefault(f"{prefix}_{name}", []).append(value)
+
+
+def _parameters_only(model) -> dict:
+    """``{"input_grad": False}`` when ``model.backward`` takes it (every matconv module; a
+    custom ``backward`` or a duck-typed model may not): a training step needs no input
+    gradient."""
+    try:
+        accepted = inspect.signature(model.backward).parameters
+    except (TypeError, ValueError):  # a builtin or otherwise unreadable signature
+        return {}
+    return {"input_grad": False} if "input_grad" in accepted else {}
 
 
 def fit(model, loss_fn, optimizer, x_train, y_train, x_test=None, y_test=None, *, epochs=10,
@@ -198,7 +209,7 @@ def fit(model, loss_fn, optimizer, x_train, y_train, x_test=None, y_test=None, *
     show = sys.stderr.isatty() if progress is None else bool(progress)
     history = {"train_loss": []}
     batches_per_epoch = -(-len(train_idx) // batch_size)
-    backward_options = {"input_grad": False} if isinstance(model, Module) else {}
+    backward_options = _parameters_only(model)
     bar = _progress_bar(epochs * batches_per_epoch, show)
     classification, best = None, None
     try:
