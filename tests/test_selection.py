@@ -6,6 +6,7 @@ import pytest
 
 from matconv import nn
 from matconv.operators import Diagonal, Selection, first_max, max_pool_plan
+from matconv.operators.selection import MaxPlan
 from matconv.geometry import PoolGeometry
 
 
@@ -78,3 +79,37 @@ def test_relu_jacobian_is_a_boolean_mask_with_the_float_diagonal():
     y = np.array([[3.0], [4.0]])
     np.testing.assert_array_equal(D.rmatmat(y), [[3.0], [0.0]])
     assert D.nbytes == 2 and D.dtype == np.float64
+
+
+@pytest.mark.parametrize("kernel,size", [((2, 2), (8, 8)), ((2, 2), (7, 9)), ((3, 2), (9, 5)),
+                                         ((2,), (11,)), ((2, 2, 2), (4, 5, 4)), ((1, 1), (3, 3))],
+                         ids=str)
+@pytest.mark.parametrize("nan", [False, True], ids=["finite", "with-nan"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiling_windows_read_x_in_place_like_the_gathered_windows(kernel, size, nan, dtype):
+    """Windows that tile the input (stride = kernel, no padding, the remainder left out) are
+    strided views of X: the same maxima, winners and backward as the gathered windows."""
+    d = len(kernel)
+    pool = PoolGeometry(kernel, kernel, (0,) * d, (1,) * d, False, ndim=d)
+    plan = max_pool_plan(pool, 3, size)
+    assert plan.tiling == (size, kernel)
+    gathered = MaxPlan(plan.windows, plan.channels, plan.out_shape)   # the general path
+    rng = np.random.default_rng(len(size))
+    X = rng.integers(-2, 3, size=(plan.n_in, 5)).astype(dtype)       # many ties
+    if nan:
+        X[rng.random(X.shape) < 0.1] = np.nan
+    Y, P = plan.apply(X)
+    Y_ref, P_ref = gathered.apply(X)
+    np.testing.assert_array_equal(Y, Y_ref)
+    np.testing.assert_array_equal(P.winners, P_ref.winners)
+    dY = rng.standard_normal(Y.shape).astype(dtype)
+    np.testing.assert_array_equal(P.rmatmat(dY), P_ref.rmatmat(dY))
+    assert Y.dtype == dtype
+
+
+@pytest.mark.parametrize("kernel,stride,padding,ceil", [((2, 2), (1, 1), (0, 0), False),
+                                                         ((2, 2), (2, 2), (1, 1), False),
+                                                         ((2, 2), (2, 2), (0, 0), True)])
+def test_windows_that_do_not_tile_are_gathered(kernel, stride, padding, ceil):
+    pool = PoolGeometry(kernel, stride, padding, (1, 1), ceil)
+    assert max_pool_plan(pool, 2, (5, 5)).tiling is None

@@ -39,36 +39,45 @@ def first_max(cols: np.ndarray):
     >>> best, arg
     (array([[ 3., nan]]), array([[1, 2]]))
     """
-    K = cols.shape[1]
-    best = np.maximum.reduce(cols, axis=1)
+    best, arg = _first_max([cols[:, k] for k in range(cols.shape[1])])
+    return best, arg.astype(np.intp)
+
+
+def _first_max(taps: list):
+    """:func:`first_max` over ``taps``, a list of equally shaped arrays (views of the windows'
+    cells, any strides), in window order; ``arg`` as the smallest integer type that holds it."""
+    K = len(taps)
+    best = np.maximum(taps[0], taps[1]) if K > 1 else taps[0].copy()
+    for tap in taps[2:]:
+        np.maximum(best, tap, out=best)
     if np.isnan(best).any():  # NaN windows follow PyTorch's scan (a later NaN replaces)
-        return _first_max_scan(cols)
+        return _first_max_scan(taps)
     # without NaN the winner is the first tap equal to the maximum: arg counts the leading taps
     # that are not, branch-free (a masked copy or np.where on a random mask runs ~50x slower
     # than this arithmetic: branch mispredictions); about half the passes of the scan
     small = np.int8 if K <= 127 else np.intp
     arg = np.zeros(best.shape, dtype=small)
-    missed = np.not_equal(cols[:, 0], best)
+    missed = np.not_equal(taps[0], best)
     differs = np.empty(best.shape, dtype=bool)
     for k in range(1, K):
         arg += missed
         if k < K - 1:
-            np.not_equal(cols[:, k], best, out=differs)
+            np.not_equal(taps[k], best, out=differs)
             missed &= differs
-    return best, arg.astype(np.intp)
+    return best, arg
 
 
-def _first_max_scan(cols: np.ndarray):
-    """:func:`first_max` as PyTorch's loop: ``best`` replaced where a tap is greater or NaN."""
-    K = cols.shape[1]
-    best = cols[:, 0].copy()
+def _first_max_scan(taps: list):
+    """:func:`_first_max` as PyTorch's loop: ``best`` replaced where a tap is greater or NaN."""
+    K = len(taps)
+    best = taps[0].copy()
     small = np.int8 if K <= 127 else np.intp
     arg = np.zeros(best.shape, dtype=small)
     better = np.empty(best.shape, dtype=bool)
     nan = np.empty(best.shape, dtype=bool)
     step = np.empty(best.shape, dtype=small)
     for k in range(1, K):
-        c = cols[:, k]
+        c = taps[k]
         np.greater(c, best, out=better)
         better |= np.isnan(c, out=nan)
         # maximum propagates NaN and keeps ``best`` on ties: the same values as the rule
@@ -76,7 +85,7 @@ def _first_max_scan(cols: np.ndarray):
         np.subtract(small(k), arg, out=step)  # arg += better * (k - arg), branch-free
         step *= better
         arg += step
-    return best, arg.astype(np.intp)
+    return best, arg
 
 
 class Selection(Operator):
@@ -173,10 +182,14 @@ class MaxPlan:
     channels : int
     out_shape : tuple
         ``(C, *spatial)`` of one example's output.
+    tiling : (input_size, kernel_size), optional
+        Given when the windows tile the input (stride = kernel, no padding, no dilation): then
+        each tap is a strided view of ``X`` itself and nothing is gathered.
     """
 
-    def __init__(self, windows, channels: int, out_shape: tuple):
+    def __init__(self, windows, channels: int, out_shape: tuple, tiling: tuple = None):
         self.windows, self.channels, self.out_shape = windows, channels, tuple(out_shape)
+        self.tiling = tiling
         self.L = math.prod(windows.output_size)
         self.taps = windows.shape[0] // (channels * self.L)
         self.n_in = windows.shape[1]
@@ -188,6 +201,7 @@ class MaxPlan:
         pad = pad.reshape(channels, self.taps, self.L)
         self._first_valid = np.argmax(~pad, axis=1) if windows.pad_rows.size else None
         self._rows = (None, None)
+        self._tile_base = (None, None)
         # windows that share no input cell: the backward scatter is an assignment
         read = windows.gather if not windows.pad_rows.size else np.delete(windows.gather,
                                                                            windows.pad_rows)
@@ -196,13 +210,16 @@ class MaxPlan:
     @property
     def nbytes(self) -> int:
         first = 0 if self._first_valid is None else self._first_valid.nbytes
-        return first + (0 if self._rows[1] is None else self._rows[1].nbytes)
+        return first + (0 if self._rows[1] is None else self._rows[1].nbytes) + \
+            (0 if self._tile_base[1] is None else self._tile_base[1].nbytes)
 
     def pattern(self) -> sp.csr_array:
         return window_pattern(self.windows, self.channels)
 
     def apply(self, X: np.ndarray):
         """``(Y, P)``: the maxima ``(C*L, N)`` and the selection matrix of this batch."""
+        if self.tiling is not None:
+            return self._apply_tiling(X)
         n = X.shape[1]
         buf = self.pool.take((self.windows.shape[0], n), X.dtype, "the pooling windows")
         try:
@@ -225,6 +242,44 @@ class MaxPlan:
         flat += np.arange(n)
         return best.reshape(rows, n), Selection(None, self.n_in, self, flat=flat)
 
+    def _apply_tiling(self, X: np.ndarray):
+        """:meth:`apply` for windows that tile the input: the taps are strided views of ``X``
+        (axes ``(C, o_1, k_1, ..., o_d, k_d, N)``), so there is no gather and no buffer, and a
+        winner's place in ``X`` is its window's first cell plus its tap's offset."""
+        size, kernel = self.tiling
+        n, rows = X.shape[1], self.channels * self.L
+        check_memory(rows * n * (X.itemsize + 1 + 16),
+                     f"the maxima and winners of {rows} x {n} windows", "use a smaller batch")
+        out = self.out_shape[1:]
+        grid = X.reshape(self.channels, *size, n)[
+            (slice(None),) + tuple(slice(0, o * k) for o, k in zip(out, kernel))]
+        split = grid.reshape((self.channels,) + sum(((o, k) for o, k in zip(out, kernel)), ())
+                             + (n,))
+        taps = [split[(slice(None),) + sum(((slice(None), a) for a in tap), ()) + (slice(None),)]
+                for tap in np.ndindex(*kernel)]
+        best, arg = _first_max(taps)
+        cell = [math.prod(size[i + 1:]) for i in range(len(size))]  # rows of one step per axis
+        offsets = np.array([sum(a * c for a, c in zip(tap, cell)) * n
+                            for tap in np.ndindex(*kernel)], dtype=np.intp)
+        flat = offsets.take(arg)
+        flat += self._tile_first(n, size, kernel, cell)
+        return best.reshape(rows, n), Selection(None, self.n_in, self, flat=flat.reshape(rows, n))
+
+    def _tile_first(self, n, size, kernel, cell) -> np.ndarray:
+        """The place in ``X`` (``row * N + j``) of each window's first cell, for batches of
+        ``n`` (cached like :meth:`_first_rows`)."""
+        cached_n, base = self._tile_base
+        if cached_n != n:
+            out = self.out_shape[1:]
+            base = (np.arange(self.channels) * math.prod(size)).reshape(-1, *(1,) * len(out))
+            for i, (o, k) in enumerate(zip(out, kernel)):
+                shape = [1] * (len(out) + 1)
+                shape[i + 1] = o
+                base = base + (np.arange(o) * k * cell[i]).reshape(shape)
+            base = (base[..., None] * n + np.arange(n)).astype(np.intp)
+            self._tile_base = (n, base)
+        return base
+
     def _first_rows(self, n: int) -> np.ndarray:
         """The window row of tap 0 for every output ``(c, l*N + n)``: reused by batches of
         ``n`` examples (one training run has one or two batch sizes)."""
@@ -239,9 +294,13 @@ class MaxPlan:
 def max_pool_plan(pool: PoolGeometry, channels: int, input_size) -> MaxPlan:
     """Windows of a sliding max pool (``ceil_mode`` included)."""
     input_size = tuple(input_size)
+    out = tuple(pool.output_size(input_size))
+    tiles = (tuple(pool.kernel_size) == tuple(pool.stride) and not any(pool.padding)
+             and all(d == 1 for d in pool.dilation)
+             and all(o * k <= s for o, k, s in zip(out, pool.kernel_size, input_size)))
+    tiling = (input_size, tuple(pool.kernel_size)) if tiles else None
     return cached(("max plan", pool, channels, input_size), lambda: MaxPlan(
-        pool_windows(pool, channels, input_size), channels,
-        (channels, *pool.output_size(input_size))))
+        pool_windows(pool, channels, input_size), channels, (channels, *out), tiling))
 
 
 def adaptive_max_plan(channels: int, input_size, output_size) -> MaxPlan:
