@@ -27,13 +27,14 @@ MAX_GIF_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
-class Animation:
-    """One animated convolution: a :class:`matconv.ConvGeometry` on one example's shape.
+class _Case:
+    """One convolution shown in the gallery: a :class:`matconv.ConvGeometry` on one example's
+    shape.
 
     Attributes
     ----------
     name : str
-        File stem of the GIF.
+        File stem of the GIF or page.
     title, caption : str
         Shown above and below the picture (MyST Markdown).
     geometry : dict
@@ -51,33 +52,34 @@ class Animation:
     input_shape: tuple
     transposed: bool = False
 
-    def make(self):
-        """The :class:`matplotlib.animation.FuncAnimation` of this case (weights from seed 0)."""
+    def _draw(self, draw):
+        """``draw(geometry, input_shape, transposed=, seed=0)`` for this case."""
         from matconv import ConvGeometry
-        from matconv.animation import animate
 
-        return animate(ConvGeometry(**self.geometry), self.input_shape,
-                       transposed=self.transposed, seed=0)
+        return draw(ConvGeometry(**self.geometry), self.input_shape,
+                    transposed=self.transposed, seed=0)
 
 
 @dataclass(frozen=True)
-class Page:
-    """One interactive page, described like an :class:`Animation`; drawn by ``render_page``."""
+class Animation(_Case):
+    """One animated convolution (a GIF); the attributes of every gallery case."""
 
-    name: str
-    title: str
-    caption: str
-    geometry: dict = field(hash=False)
-    input_shape: tuple
-    transposed: bool = False
+    def make(self):
+        """The :class:`matplotlib.animation.FuncAnimation` of this case (weights from seed 0)."""
+        from matconv.animation import animate
+
+        return self._draw(animate)
+
+
+@dataclass(frozen=True)
+class Page(_Case):
+    """One interactive page, described like an :class:`Animation`; drawn by ``render_page``."""
 
     def render(self) -> str:
         """The page's HTML (weights from seed 0)."""
-        from matconv import ConvGeometry
         from matconv.page import render_page
 
-        return render_page(ConvGeometry(**self.geometry), self.input_shape,
-                           transposed=self.transposed, seed=0)
+        return self._draw(render_page)
 
 
 ANIMATIONS = (
