@@ -318,7 +318,7 @@ def blocked_scatter(weight_t: np.ndarray, dY: np.ndarray, blocks, parts: list, b
         most = max(c1 - c0 for _, c0, c1 in parts[i])
         buf = pool.take((most * K * blocks.widest * N,), dY.dtype,
                         "a block of the unfolded gradient")
-        ones = np.ones(blocks.most, dtype=dY.dtype)
+        ones = None  # the one-channel matrix's values, made if a block is too big to stack
         try:
             for b in range(first, stop):
                 lo, hi = blocks.bands[b]
@@ -336,6 +336,8 @@ def blocked_scatter(weight_t: np.ndarray, dY: np.ndarray, blocks, parts: list, b
                         _csr_add(*stack, dcols.reshape(-1, N),
                                  target[row + lo:row + (c1 - c0 - 1) * cells + hi])
                         continue
+                    if ones is None:
+                        ones = np.ones(blocks.most, dtype=dY.dtype)
                     for c in range(c0, c1):
                         row = (g * channels_per_group + c) * cells
                         _csr_add(indptr, indices, ones[:indices.size],

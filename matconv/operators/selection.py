@@ -211,7 +211,7 @@ class MaxPlan:
     def nbytes(self) -> int:
         first = 0 if self._first_valid is None else self._first_valid.nbytes
         return first + (0 if self._rows[1] is None else self._rows[1].nbytes) + \
-            (0 if self._tile_base[1] is None else self._tile_base[1].nbytes)
+            (0 if self._tile_base[1] is None else self._tile_base[1][0].nbytes)
 
     def pattern(self) -> sp.csr_array:
         return window_pattern(self.windows, self.channels)
@@ -258,27 +258,30 @@ class MaxPlan:
         taps = [split[(slice(None),) + sum(((slice(None), a) for a in tap), ()) + (slice(None),)]
                 for tap in np.ndindex(*kernel)]
         best, arg = _first_max(taps)
-        cell = [math.prod(size[i + 1:]) for i in range(len(size))]  # rows of one step per axis
-        offsets = np.array([sum(a * c for a, c in zip(tap, cell)) * n
-                            for tap in np.ndindex(*kernel)], dtype=np.intp)
+        base, offsets = self._tile_places(n)
         flat = offsets.take(arg)
-        flat += self._tile_first(n, size, kernel, cell)
+        flat += base
         return best.reshape(rows, n), Selection(None, self.n_in, self, flat=flat.reshape(rows, n))
 
-    def _tile_first(self, n, size, kernel, cell) -> np.ndarray:
-        """The place in ``X`` (``row * N + j``) of each window's first cell, for batches of
-        ``n`` (cached like :meth:`_first_rows`)."""
-        cached_n, base = self._tile_base
+    def _tile_places(self, n: int) -> tuple:
+        """``(base, offsets)`` in ``X`` (``row * N + j``): each window's first cell, and each
+        tap's step from it, for batches of ``n`` (cached like :meth:`_first_rows`)."""
+        cached_n, places = self._tile_base
         if cached_n != n:
+            size, kernel = self.tiling
             out = self.out_shape[1:]
+            cell = [math.prod(size[i + 1:]) for i in range(len(size))]  # rows per step, by axis
             base = (np.arange(self.channels) * math.prod(size)).reshape(-1, *(1,) * len(out))
             for i, (o, k) in enumerate(zip(out, kernel)):
                 shape = [1] * (len(out) + 1)
                 shape[i + 1] = o
                 base = base + (np.arange(o) * k * cell[i]).reshape(shape)
             base = (base[..., None] * n + np.arange(n)).astype(np.intp)
-            self._tile_base = (n, base)
-        return base
+            offsets = np.array([sum(a * c for a, c in zip(tap, cell)) * n
+                                for tap in np.ndindex(*kernel)], dtype=np.intp)
+            places = (base, offsets)
+            self._tile_base = (n, places)
+        return places
 
     def _first_rows(self, n: int) -> np.ndarray:
         """The window row of tap 0 for every output ``(c, l*N + n)``: reused by batches of
