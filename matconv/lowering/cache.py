@@ -5,8 +5,10 @@ Structures depend only on geometry and sizes, so they are built once and shared;
 change only values are gathered again. The cache is least-recently-used and bounded twice: by the
 bytes of the arrays it holds (:func:`set_cache_limit`, default 512 MiB or an eighth of the memory
 budget, whichever is smaller) and by a number of entries. :func:`clear_caches` empties it.
-Working buffers of training (see :mod:`matconv.operators.conv`) live in the cached plans but are
-not counted: they are bounded by the memory budget when allocated.
+Working buffers of training and the results handed out for reuse (the buffer pools of
+:mod:`matconv.operators.buffers`) live in the cached plans and in one cached shared pool; the
+plans' pools are not counted (they are bounded by the memory budget when allocated, and a pool
+keeps at most 256 MiB of results), the shared pool is.
 """
 from __future__ import annotations
 
@@ -80,7 +82,8 @@ def cached(key: tuple, build):
 
 
 def clear_caches() -> None:
-    """Drop every cached structure, fixed map and convolution plan (they are rebuilt on demand).
+    """Drop every cached structure, fixed map and convolution plan, and with them the memory their
+    buffer pools keep (all are rebuilt on demand).
 
     >>> clear_caches()
     >>> cache_info()["entries"]

@@ -14,6 +14,7 @@ from scipy.special import erf, expit
 
 from ..layout import check_float_array, columns
 from ..operators import Diagonal, SoftmaxJacobian
+from ..operators.buffers import shared_pool
 from .module import Module
 from .tape import current_frame
 
@@ -116,8 +117,8 @@ class ReLU(_Elementwise):
         # ufuncs keep the input's memory layout (batch-last views stay views of that layout)
         # the derivative as a boolean mask (the Jacobian keeps it as such: 1/8 of the memory);
         # read from the output in one pass: y != 0 exactly where x > 0 or x is NaN
-        y = np.maximum(x, 0)
-        return y, y != 0
+        y = np.maximum(x, 0, out=shared_pool().result(x.shape, x.dtype, "the output"))
+        return y, np.not_equal(y, 0, out=shared_pool().result(x.shape, bool, "the derivative"))
 
 
 class LeakyReLU(_Elementwise):

@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..memory import check_memory
+from .buffers import shared_pool
 
 __all__ = ["Operator", "Transposed", "Product", "Sum", "Scaled", "Identity", "Diagonal",
            "BlockRow"]
@@ -369,8 +370,9 @@ class Diagonal(Operator):
 
     def _matmat(self, X):
         d = self._d  # a boolean mask multiplies as 0/1 without a float copy of it
-        return np.multiply(d if d.ndim == 2 else d[:, None], X,
-                           dtype=np.result_type(self.dtype, X.dtype))
+        dtype = np.result_type(self.dtype, X.dtype)
+        return np.multiply(d if d.ndim == 2 else d[:, None], X, dtype=dtype,
+                           out=shared_pool().result(X.shape, dtype, "the product"))
 
     _rmatmat = _matmat
 

@@ -295,9 +295,7 @@ class Conv(Operator):
         return self.weight.reshape(g.groups, g.out_channels // g.groups, -1)
 
     def _output(self, rows: int, columns: int, what: str) -> np.ndarray:
-        check_memory(rows * columns * self.dtype.itemsize, f"{what} ({rows} x {columns})",
-                     "use a smaller batch")
-        return np.empty((rows, columns), dtype=self.dtype)
+        return self.plan.pool.result((rows, columns), self.dtype, what)
 
     # ---- products
     def apply(self, X: np.ndarray, keep: bool = True, bias: np.ndarray = None):

@@ -5,6 +5,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .base import Operator
+from .buffers import shared_pool
 
 __all__ = ["Dense"]
 
@@ -34,7 +35,8 @@ class Dense(Operator):
 
     def _apply(self, A, X):
         if self.repeat == 1:
-            return A @ X
+            return np.matmul(A, X, out=shared_pool().result((A.shape[0], X.shape[1]),
+                                                            np.result_type(A, X), "the product"))
         n = X.shape[1]
         return np.matmul(A, X.reshape(self.repeat, A.shape[1], n)).reshape(self.repeat * A.shape[0],
                                                                            n)

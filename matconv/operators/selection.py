@@ -135,7 +135,8 @@ class Selection(Operator):
         n = self.batch
         if self.plan is not None and self.plan.disjoint:
             # each input cell is in one window at most, so won at most once: P.T puts
-            out = np.zeros((self.shape[1], n), dtype=Y.dtype)
+            out = self.plan.pool.result((self.shape[1], n), Y.dtype, "the input gradient")
+            out[...] = 0
             out.ravel()[self._flat().ravel()] = Y.ravel()
             return out
         rows = Y.size
