@@ -101,10 +101,19 @@ def test_tiling_windows_read_x_in_place_like_the_gathered_windows(kernel, size, 
     Y, P = plan.apply(X)
     Y_ref, P_ref = gathered.apply(X)
     np.testing.assert_array_equal(Y, Y_ref)
-    np.testing.assert_array_equal(P.winners, P_ref.winners)
     dY = rng.standard_normal(Y.shape).astype(dtype)
-    np.testing.assert_array_equal(P.rmatmat(dY), P_ref.rmatmat(dY))
-    assert Y.dtype == dtype
+    dX = P.rmatmat(dY)  # a product per tap, from the won taps, before any index exists
+    np.testing.assert_array_equal(dX, P_ref.rmatmat(dY))
+    assert P._flat_index is None
+    np.testing.assert_array_equal(P.winners, P_ref.winners)
+    np.testing.assert_array_equal(P.matrix(example=1).toarray(),
+                                  P_ref.matrix(example=1).toarray())
+    # inf and NaN in the gradient: a product would spread NaN (inf * 0) over the losers
+    dY[::3, 1], dY[1::4, 2] = np.inf, np.nan
+    dX = P.rmatmat(dY)
+    np.testing.assert_array_equal(dX, P_ref.rmatmat(dY))
+    assert np.isnan(dX).sum() == np.isnan(dY).sum() and np.isinf(dX).sum() == np.isinf(dY).sum()
+    assert Y.dtype == dtype and dX.dtype == dtype
 
 
 @pytest.mark.parametrize("kernel,stride,padding,ceil", [((2, 2), (1, 1), (0, 0), False),

@@ -108,8 +108,11 @@ class Selection(Operator):
     fixed = False
 
     def __init__(self, winners: np.ndarray, n_in: int, plan: MaxPlan = None, *,
-                 flat: np.ndarray = None):
-        if flat is None:
+                 flat: np.ndarray = None, won_tap: np.ndarray = None):
+        self._won_tap = won_tap
+        if won_tap is not None:  # a tiling plan: which tap won, ``(C, *out, N)``
+            m, n = math.prod(won_tap.shape[:-1]), won_tap.shape[-1]
+        elif flat is None:
             winners = np.asarray(winners)
             m, n = winners.shape
             flat = winners * n + np.arange(n)
@@ -123,9 +126,12 @@ class Selection(Operator):
     @property
     def winners(self) -> np.ndarray:
         """``(m, N)``: the input row each output row read, per example."""
-        return self._flat_index // max(self.batch, 1)
+        return self._flat() // max(self.batch, 1)
 
     def _flat(self):
+        if self._flat_index is None:  # from the won taps, the first time it is asked for
+            self._flat_index = self.plan.tile_places(self._won_tap).reshape(self.shape[0],
+                                                                             self.batch)
         return self._flat_index
 
     def _matmat(self, X):
@@ -133,6 +139,18 @@ class Selection(Operator):
 
     def _rmatmat(self, Y):
         n = self.batch
+        if self._won_tap is not None and np.isfinite(Y).all():
+            # each tap's cells take the gradient where that tap won: a product per tap into
+            # its strided view of the input, no index array (Y * 0 would make NaN of inf)
+            out = self.plan.pool.result((self.shape[1], n), Y.dtype, "the input gradient")
+            if not self.plan.tiles_whole:
+                out[...] = 0  # the cells no window reads (the remainder, as PyTorch leaves it)
+            Yt = np.reshape(Y, self._won_tap.shape)
+            won = np.empty(Yt.shape, dtype=Y.dtype)
+            for k, cells in enumerate(self.plan.tap_views(out)):
+                np.equal(self._won_tap, k, out=won)
+                np.multiply(Yt, won, out=cells)
+            return out
         if self.plan is not None and self.plan.disjoint:
             # each input cell is in one window at most, so won at most once: P.T puts
             out = self.plan.pool.result((self.shape[1], n), Y.dtype, "the input gradient")
@@ -158,7 +176,7 @@ class Selection(Operator):
 
     @property
     def nbytes(self):
-        return self._flat_index.nbytes
+        return sum(a.nbytes for a in (self._flat_index, self._won_tap) if a is not None)
 
     @property
     def nnz(self):
@@ -191,6 +209,15 @@ class MaxPlan:
     def __init__(self, windows, channels: int, out_shape: tuple, tiling: tuple = None):
         self.windows, self.channels, self.out_shape = windows, channels, tuple(out_shape)
         self.tiling = tiling
+        if tiling is not None:
+            size, kernel = tiling
+            out = self.out_shape[1:]
+            # the taps as views: crop to whole windows, split each axis into (window, tap)
+            self._crop = (slice(None),) + tuple(slice(0, o * k) for o, k in zip(out, kernel))
+            self._split = sum(((o, k) for o, k in zip(out, kernel)), ())
+            self._tap_index = [(slice(None),) + sum(((slice(None), a) for a in tap), ())
+                               for tap in np.ndindex(*kernel)]
+            self.tiles_whole = all(o * k == s for o, k, s in zip(out, kernel, size))
         self.L = math.prod(windows.output_size)
         self.taps = windows.shape[0] // (channels * self.L)
         self.n_in = windows.shape[1]
@@ -243,26 +270,31 @@ class MaxPlan:
         flat += np.arange(n)
         return best.reshape(rows, n), Selection(None, self.n_in, self, flat=flat)
 
+    def tap_views(self, A: np.ndarray) -> list:
+        """Each tap of a tiling plan's windows as a strided view of ``A`` ``(n_in, N)``:
+        ``(C, *out, N)``, window order."""
+        size = self.tiling[0]
+        split = A.reshape(self.channels, *size, A.shape[1])[self._crop].reshape(
+            (self.channels,) + self._split + (A.shape[1],))
+        return [split[index] for index in self._tap_index]
+
     def _apply_tiling(self, X: np.ndarray):
         """:meth:`apply` for windows that tile the input: the taps are strided views of ``X``
-        (axes ``(C, o_1, k_1, ..., o_d, k_d, N)``), so there is no gather and no buffer, and a
-        winner's place in ``X`` is its window's first cell plus its tap's offset."""
-        size, kernel = self.tiling
+        (axes ``(C, o_1, k_1, ..., o_d, k_d, N)``), so there is no gather and no buffer; the
+        selection keeps which tap won (its places in ``X`` are derived only if asked for)."""
         n, rows = X.shape[1], self.channels * self.L
         check_memory(rows * n * (X.itemsize + 1 + 16),
                      f"the maxima and winners of {rows} x {n} windows", "use a smaller batch")
-        out = self.out_shape[1:]
-        grid = X.reshape(self.channels, *size, n)[
-            (slice(None),) + tuple(slice(0, o * k) for o, k in zip(out, kernel))]
-        split = grid.reshape((self.channels,) + sum(((o, k) for o, k in zip(out, kernel)), ())
-                             + (n,))
-        taps = [split[(slice(None),) + sum(((slice(None), a) for a in tap), ()) + (slice(None),)]
-                for tap in np.ndindex(*kernel)]
-        best, arg = _first_max(taps)
-        base, offsets = self._tile_places(n)
-        flat = offsets.take(arg)
+        best, arg = _first_max(self.tap_views(X))
+        return best.reshape(rows, n), Selection(None, self.n_in, self, won_tap=arg)
+
+    def tile_places(self, won_tap: np.ndarray) -> np.ndarray:
+        """Each window's winner as a place in ``X`` (``row * N + j``): its window's first cell
+        plus the step of the tap that won."""
+        base, offsets = self._tile_places(won_tap.shape[-1])
+        flat = offsets.take(won_tap)
         flat += base
-        return best.reshape(rows, n), Selection(None, self.n_in, self, flat=flat.reshape(rows, n))
+        return flat
 
     def _tile_places(self, n: int) -> tuple:
         """``(base, offsets)`` in ``X`` (``row * N + j``): each window's first cell, and each
