@@ -146,7 +146,7 @@ class Selection(Operator):
             if not self.plan.tiles_whole:
                 out[...] = 0  # the cells no window reads (the remainder, as PyTorch leaves it)
             Yt = np.reshape(Y, self._won_tap.shape)
-            won = np.empty(Yt.shape, dtype=Y.dtype)
+            won = np.empty(Yt.shape, dtype=bool)
             for k, cells in enumerate(self.plan.tap_views(out)):
                 np.equal(self._won_tap, k, out=won)
                 np.multiply(Yt, won, out=cells)
