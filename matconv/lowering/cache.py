@@ -5,10 +5,9 @@ Structures depend only on geometry and sizes, so they are built once and shared;
 change only values are gathered again. The cache is least-recently-used and bounded twice: by the
 bytes of the arrays it holds (:func:`set_cache_limit`, default 512 MiB or an eighth of the memory
 budget, whichever is smaller) and by a number of entries. :func:`clear_caches` empties it.
-Working buffers of training and the results handed out for reuse (the buffer pools of
-:mod:`matconv.operators.buffers`) live in the cached plans and in one cached shared pool; the
-plans' pools are not counted (they are bounded by the memory budget when allocated, and a pool
-keeps at most 256 MiB of results), the shared pool is.
+Working buffers of training live in the cached plans' buffer pools and are not counted: they
+are bounded by the memory budget when allocated. The results handed out for reuse live in one
+cached shared pool (:mod:`matconv.operators.buffers`), which is counted.
 """
 from __future__ import annotations
 

@@ -67,7 +67,7 @@ from .blocked import (
     scatter_rows,
     shares_for,
 )
-from .buffers import BufferPool, gather_rows
+from .buffers import BufferPool, gather_rows, shared_pool
 
 __all__ = ["LOWERINGS", "ConvPlan", "Conv", "conv_plan", "BufferPool", "gather_rows"]
 
@@ -295,7 +295,7 @@ class Conv(Operator):
         return self.weight.reshape(g.groups, g.out_channels // g.groups, -1)
 
     def _output(self, rows: int, columns: int, what: str) -> np.ndarray:
-        return self.plan.pool.result((rows, columns), self.dtype, what)
+        return shared_pool().result((rows, columns), self.dtype, what)
 
     # ---- products
     def apply(self, X: np.ndarray, keep: bool = True, bias: np.ndarray = None):

@@ -24,7 +24,7 @@ from ..lowering import (
 )
 from ..memory import check_memory
 from .base import Operator
-from .conv import BufferPool, gather_rows
+from .buffers import BufferPool, gather_rows, shared_pool
 
 __all__ = ["MaxPlan", "Selection", "max_pool_plan", "adaptive_max_plan", "channel_max_plan",
            "first_max", "fractional_max", "unpool_operator"]
@@ -142,7 +142,7 @@ class Selection(Operator):
         if self._won_tap is not None and np.isfinite(Y).all():
             # each tap's cells take the gradient where that tap won: a product per tap into
             # its strided view of the input, no index array (Y * 0 would make NaN of inf)
-            out = self.plan.pool.result((self.shape[1], n), Y.dtype, "the input gradient")
+            out = shared_pool().result((self.shape[1], n), Y.dtype, "the input gradient")
             if not self.plan.tiles_whole:
                 out[...] = 0  # the cells no window reads (the remainder, as PyTorch leaves it)
             Yt = np.reshape(Y, self._won_tap.shape)
@@ -153,7 +153,7 @@ class Selection(Operator):
             return out
         if self.plan is not None and self.plan.disjoint:
             # each input cell is in one window at most, so won at most once: P.T puts
-            out = self.plan.pool.result((self.shape[1], n), Y.dtype, "the input gradient")
+            out = shared_pool().result((self.shape[1], n), Y.dtype, "the input gradient")
             out[...] = 0
             out.ravel()[self._flat().ravel()] = Y.ravel()
             return out
