@@ -16,11 +16,14 @@ from matconv.operators.buffers import BufferPool, shared_pool
 BIG = (256, 64)  # 128 KiB in float64: above the size the pool leaves to the allocator
 
 
+def _dropped(pool, shape=BIG, dtype=np.float64) -> int:
+    """The address of a result the caller took from ``pool`` and dropped at once."""
+    return pool.result(shape, dtype, "an output").ctypes.data
+
+
 def test_a_dropped_result_is_handed_out_again():
     pool = BufferPool()
-    first = pool.result(BIG, np.float64, "an output")
-    address = first.ctypes.data
-    del first
+    address = _dropped(pool)
     again = pool.result(BIG, np.float64, "an output")
     assert again.ctypes.data == address
 
@@ -45,9 +48,7 @@ def test_a_held_result_is_never_handed_out_again(hold):
 
 def test_results_are_told_apart_by_shape_and_dtype():
     pool = BufferPool()
-    a = pool.result(BIG, np.float64, "a")
-    address = a.ctypes.data
-    del a
+    address = _dropped(pool)
     b = pool.result(BIG, np.float32, "b")
     c = pool.result((64, 256), np.float64, "c")
     assert b.dtype == np.float32 and c.shape == (64, 256)
