@@ -78,12 +78,12 @@ def test_results_are_checked_against_the_memory_budget():
         BufferPool().result((get_memory_budget() // 8 + 1,), np.float64, "the big output")
 
 
-def _layers():
-    rng = np.random.default_rng(0)
-    conv = nn.Conv2d(4, 8, 3, padding=1)
+def _layers(seed=0):
+    rng = np.random.default_rng(seed)
+    conv = nn.Conv2d(4, 8, 3, padding=1, rng=rng)
     pool = nn.MaxPool2d(2)
     relu = nn.ReLU()
-    dense = nn.Linear(8 * 8 * 8, 400)  # 400 x 64 float32: a pooled size
+    dense = nn.Linear(8 * 8 * 8, 400, rng=rng)  # 400 x 64 float32: a pooled size
     net = nn.Sequential(conv, relu, pool, nn.Flatten(), dense)
     return net, rng
 
@@ -140,3 +140,31 @@ def test_results_of_shapes_no_longer_used_make_room(monkeypatch):
         pool.result((256, n), np.float64, "an output")  # dropped at once by the caller
         assert pool.nbytes <= BufferPool.RESULTS_TOTAL
     assert any(a is held for kept in pool._results.values() for a in kept)
+
+
+def test_two_threads_sharing_the_pool_get_the_serial_results():
+    # the one shared pool serves both threads' results of the same shapes: a result one
+    # thread holds is never handed to the other
+    import threading
+
+    def run(seed):
+        net, rng = _layers(seed)
+        out = []
+        for _ in range(6):
+            x = rng.standard_normal((64, 4, 16, 16))
+            y = net(x)
+            dx = net.backward(np.ones_like(y))
+            out.append((y, dx))  # held, not copied: later steps must not write into them
+        return [(y.copy(), dx.copy()) for y, dx in out]
+
+    serial = {seed: run(seed) for seed in (1, 2)}
+    got = {}
+    threads = [threading.Thread(target=lambda s=s: got.__setitem__(s, run(s))) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed in (1, 2):
+        for (y, dx), (y_want, dx_want) in zip(got[seed], serial[seed]):
+            np.testing.assert_array_equal(y, y_want)
+            np.testing.assert_array_equal(dx, dx_want)
